@@ -1,0 +1,71 @@
+"""Create relwatch's topics (partitions, compaction) before anything produces to them."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from schemas.topics import ALL_TOPICS, TopicSpec
+
+log = structlog.get_logger(__name__)
+
+
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    if spec.compacted:
+        return {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.1",
+            "segment.ms": "600000",
+            "delete.retention.ms": "86400000",
+        }
+    return {"cleanup.policy": "delete"}
+
+
+def ensure_topics(
+    bootstrap_servers: str,
+    namespace: str = "",
+    replication_factor: int = 1,
+    partitions_override: dict[str, int] | None = None,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create every topic of ``schemas.topics`` that does not exist yet; returns their names."""
+    overrides = partitions_override or {}
+
+    def name(spec: TopicSpec) -> str:
+        return f"{namespace}.{spec.name}" if namespace else spec.name
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-admin"
+            )
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=name(spec),
+                num_partitions=overrides.get(spec.name, spec.partitions),
+                replication_factor=replication_factor,
+                topic_configs=topic_config(spec),
+            )
+            for spec in ALL_TOPICS
+            if name(spec) not in existing
+        ]
+        if wanted:
+            try:
+                admin.create_topics(wanted, timeout_ms=int(timeout_s * 1000))
+            except TopicAlreadyExistsError:
+                pass
+            log.info("topics_created", topics=[t.name for t in wanted])
+        return [name(spec) for spec in ALL_TOPICS]
+    finally:
+        admin.close()

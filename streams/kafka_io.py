@@ -1,0 +1,96 @@
+"""Plain kafka-python helpers: read a compacted topic to its end, measure consumer lag."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from schemas.models import TimelineEntry
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> Iterator[Record]:
+    """Every record of ``topic`` from the beginning to the end offsets seen at the start."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers.split(","),
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if end[tp] > consumer.position(tp)}
+        deadline = time.monotonic() + timeout_s
+        while remaining and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=500, max_records=2000)
+            for tp, messages in batch.items():
+                for msg in messages:
+                    if msg.offset >= end[tp]:
+                        continue
+                    yield Record(msg.key, msg.value, dict(msg.headers or []), msg.partition,
+                                 msg.offset, msg.timestamp)
+            for tp in list(remaining):
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        if remaining:
+            raise TimeoutError(f"could not read {topic} to its end in {timeout_s:.0f}s")
+    finally:
+        consumer.close()
+
+
+def fold_timeline(records: Iterator[Record]) -> dict[str, TimelineEntry]:
+    """Apply records of a compacted timeline topic in order: last value wins, null deletes."""
+    entries: dict[str, TimelineEntry] = {}
+    for record in records:
+        if record.key is None:
+            continue
+        key = record.key.decode()
+        if record.value is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = TimelineEntry.model_validate_json(record.value)
+    return entries
+
+
+def read_timeline(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[TimelineEntry]:
+    entries = fold_timeline(read_topic(bootstrap_servers, topic, timeout_s))
+    return sorted(entries.values(), key=lambda e: (e.date, e.id))
+
+
+def consumer_lag(bootstrap_servers: str, group_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Lag of ``group_id`` per (topic, partition): end offset minus committed offset."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","),
+                             client_id="relwatch-lag")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None)
+    try:
+        committed = admin.list_consumer_group_offsets(group_id)
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        end = consumer.end_offsets(tps)
+        lag: dict[tuple[str, int], int] = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag[(tp.topic, tp.partition)] = max(0, end[tp] - done)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()

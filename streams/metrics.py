@@ -1,0 +1,26 @@
+"""Prometheus metrics of the worker, served on its ``/metrics`` page."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PROCESSED = Counter("relwatch_stage_processed_total", "Messages a stage processed", ["stage"])
+ERRORS = Counter("relwatch_stage_errors_total", "Messages a stage failed on", ["stage", "reason"])
+DEADLETTERS = Counter(
+    "relwatch_deadletters_total", "Dead letters published", ["stage", "reason"]
+)
+DUPLICATES = Counter("relwatch_duplicates_total", "Reposts found by dedupe", ["kind"])
+MENTIONS = Counter("relwatch_mentions_total", "Event mentions extracted")
+TIMELINE_CHANGES = Counter("relwatch_timeline_changes_total", "Timeline records", ["kind"])
+TIMELINE_SIZE = Gauge("relwatch_timeline_entries", "Entries on the rolling timeline")
+NEWEST_ENTRY_TS = Gauge(
+    "relwatch_timeline_newest_update_timestamp", "Unix time of the newest timeline change"
+)
+INGEST_TO_TIMELINE = Histogram(
+    "relwatch_ingest_to_timeline_seconds",
+    "Seconds from a producer's push to the timeline record it caused",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+CONSUMER_LAG = Gauge(
+    "relwatch_consumer_lag", "Consumer lag per topic and partition", ["topic", "partition"]
+)

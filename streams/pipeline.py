@@ -1,0 +1,60 @@
+"""The whole pipeline logic in one process, without Kafka.
+
+The same pure functions the agents call, in the same order, over in-memory state: used by
+``relwatch eval --in-process``, the benchmarks' in-process rate, and the agents' tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from schemas.models import CleanArticle, DeadLetter, DuplicateNotice, EventMention, RawArticle, TimelineEntry
+
+from . import dedupe, enrich, extract, normalize, timeline
+from .deadletter import make_dead_letter
+
+
+@dataclass
+class InProcessPipeline:
+    """Pipeline state held in dicts, in place of the worker's Faust tables."""
+
+    dedupe_state: dedupe.DedupeState = field(
+        default_factory=lambda: dedupe.DedupeState(exact={}, bands={}, signatures={})
+    )
+    timeline_state: timeline.TimelineState = field(
+        default_factory=lambda: timeline.TimelineState(mentions={}, entries={}, reposts={})
+    )
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    duplicates: list[DuplicateNotice] = field(default_factory=list)
+    mentions: list[EventMention] = field(default_factory=list)
+
+    def process(self, raw: RawArticle) -> list[timeline.TimelineChange]:
+        try:
+            article: CleanArticle = normalize.normalize(raw)
+        except Exception as exc:
+            self.dead_letters.append(make_dead_letter(
+                "normalize", exc, source_topic="articles.raw", partition=None, offset=None,
+                key=raw.id.encode(), value=raw.model_dump_json().encode()))
+            return []
+        verdict = dedupe.check_and_remember(article, self.dedupe_state, now=article.ingested_at)
+        if verdict.duplicate_of is not None:
+            notice = dedupe.duplicate_notice(article, verdict)
+            self.duplicates.append(notice)
+            return timeline.apply_duplicate(self.timeline_state, notice)
+        changes: list[timeline.TimelineChange] = []
+        for mention in extract.extract_events(article):
+            mention = enrich.enrich(mention)
+            self.mentions.append(mention)
+            changes += timeline.apply_mention(self.timeline_state, mention)
+        return changes
+
+    def entries(self) -> list[TimelineEntry]:
+        return sorted(timeline.current_entries(self.timeline_state), key=lambda e: (e.date, e.id))
+
+
+def run_in_process(raws: Iterable[RawArticle]) -> list[TimelineEntry]:
+    pipeline = InProcessPipeline()
+    for raw in raws:
+        pipeline.process(raw)
+    return pipeline.entries()

@@ -1,0 +1,74 @@
+"""relwatch settings, from the environment (prefix ``RELWATCH_``) and CLI flags.
+
+Faust reads environment variables of its own (``BROKER_URL``, ``APP_DATADIR``, ``WEB_PORT``, ...)
+and lets them override what the code passes to ``faust.App``. relwatch therefore reads only
+``RELWATCH_*`` names plus the conventional ``KAFKA_BOOTSTRAP_SERVERS`` and passes every value
+to Faust explicitly. Every setting is listed in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RELWATCH_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "RELWATCH_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers; unset = the embedded local broker",
+    )
+    namespace: str = Field(
+        default="", description="Prefix for every topic and the consumer group ('' = none)"
+    )
+    app_id: str = Field(default="relwatch", description="Faust app id (consumer group base)")
+    data_dir: Path = Field(
+        default=REPO_ROOT / ".relwatch", description="Worker state (Faust data dir, tables)"
+    )
+    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    web_port: int = Field(default=6066, description="Worker HTTP port (/metrics, /health, API)")
+    web_host: str = Field(default="127.0.0.1", description="Worker HTTP bind address")
+    web_enabled: bool = Field(default=True, description="Serve the worker's HTTP endpoints")
+    commit_interval_s: float = Field(default=1.0, description="Consumer offset commit interval")
+    replication_factor: int = Field(default=1, description="Replication of created topics")
+    raw_partitions: int = Field(default=4, description="Partitions of articles.raw")
+    unique_partitions: int = Field(default=4, description="Partitions of articles.unique")
+    dedupe_window_days: float = Field(default=14.0, description="How long dedupe remembers articles")
+    timeline_horizon_days: float = Field(
+        default=3650.0, description="Rolling window: entries older than this are expired"
+    )
+    max_text_chars: int = Field(default=1_000_000, description="Longer article texts are truncated")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto = console on a terminal, JSON otherwise"
+    )
+    log_level: str = Field(default="INFO", description="Log level")
+    local_broker_port: int = Field(default=9092, description="Port of the embedded local broker")
+    local_broker_controller_port: int = Field(
+        default=9093, description="Controller port of the embedded local broker"
+    )
+    producer_compression: Literal["none", "gzip"] = Field(
+        default="none", description="Producer compression codec"
+    )
+    producer_linger_ms: int = Field(default=5, description="Producer batching delay")
+
+    def topic_name(self, base: str) -> str:
+        """The deployed name of a topic: ``<namespace>.<base>`` or ``base``."""
+        return f"{self.namespace}.{base}" if self.namespace else base
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.app_id}-{self.namespace}" if self.namespace else self.app_id
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment with explicit overrides (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,26 @@
+"""Run the Faust worker with relwatch's settings and logging (``relwatch worker``)."""
+
+from __future__ import annotations
+
+import faust
+
+from .logs import configure_logging
+
+
+def run_worker() -> None:
+    from . import agents  # noqa: F401  (registers the agents on the app)
+    from .app import app, settings
+
+    configure_logging(settings.log_level, settings.log_format)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        override_logging=False,
+        redirect_stdouts=False,
+        quiet=True,
+    )
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    run_worker()
