@@ -13,15 +13,20 @@ from schemas.topics import ALL_TOPICS, TopicSpec
 log = structlog.get_logger(__name__)
 
 
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
 def topic_config(spec: TopicSpec) -> dict[str, str]:
+    """Compaction where the spec asks for it; room for a 10 MB article everywhere."""
+    size = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
     if spec.compacted:
-        return {
+        return size | {
             "cleanup.policy": "compact",
             "min.cleanable.dirty.ratio": "0.1",
             "segment.ms": "600000",
             "delete.retention.ms": "86400000",
         }
-    return {"cleanup.policy": "delete"}
+    return size | {"cleanup.policy": "delete"}
 
 
 def ensure_topics(

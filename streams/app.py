@@ -25,6 +25,8 @@ from schemas.topics import (
 
 from .settings import Settings, load_settings
 
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
 settings: Settings = load_settings()
 
 
@@ -41,6 +43,9 @@ def create_app(conf: Settings) -> faust.App:
         topic_replication_factor=conf.replication_factor,
         topic_partitions=1,
         broker_commit_interval=conf.commit_interval_s,
+        broker_session_timeout=conf.session_timeout_s,
+        broker_heartbeat_interval=conf.heartbeat_interval_s,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         web_enabled=conf.web_enabled,

@@ -42,8 +42,9 @@ class WorkerProcess:
     """A ``relwatch worker`` subprocess with its own environment and log file."""
 
     def __init__(self, settings: Settings, bootstrap: str, log_path: Path,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, name: str = "w0") -> None:
         self.settings = settings
+        self.name = name
         self.bootstrap = bootstrap
         self.log_path = log_path
         self.web_port = free_port()
@@ -55,10 +56,12 @@ class WorkerProcess:
         env.update(
             KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
             RELWATCH_NAMESPACE=self.settings.namespace,
-            RELWATCH_DATA_DIR=str(self.settings.data_dir),
+            RELWATCH_DATA_DIR=str(self.settings.data_dir / self.name),
             RELWATCH_WEB_PORT=str(self.web_port),
             RELWATCH_LOG_FORMAT="json",
             RELWATCH_COMMIT_INTERVAL_S=str(self.settings.commit_interval_s),
+            RELWATCH_SESSION_TIMEOUT_S=str(self.settings.session_timeout_s),
+            RELWATCH_HEARTBEAT_INTERVAL_S=str(self.settings.heartbeat_interval_s),
             RELWATCH_RAW_PARTITIONS=str(self.settings.raw_partitions),
             RELWATCH_UNIQUE_PARTITIONS=str(self.settings.unique_partitions),
         )

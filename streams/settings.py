@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,14 +39,21 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", description="Worker HTTP bind address")
     web_enabled: bool = Field(default=True, description="Serve the worker's HTTP endpoints")
     commit_interval_s: float = Field(default=1.0, description="Consumer offset commit interval")
+    session_timeout_s: float = Field(
+        default=10.0, description="Consumer group session timeout: how soon a dead worker's "
+        "partitions move to the others"
+    )
+    heartbeat_interval_s: float = Field(default=3.0, description="Consumer heartbeat interval")
     replication_factor: int = Field(default=1, description="Replication of created topics")
-    raw_partitions: int = Field(default=4, description="Partitions of articles.raw")
+    raw_partitions: int = Field(
+        default=1, description="Partitions of articles.raw (see docs/partitioning.md)"
+    )
     unique_partitions: int = Field(default=4, description="Partitions of articles.unique")
     dedupe_window_days: float = Field(default=14.0, description="How long dedupe remembers articles")
     timeline_horizon_days: float = Field(
         default=3650.0, description="Rolling window: entries older than this are expired"
     )
-    max_text_chars: int = Field(default=1_000_000, description="Longer article texts are truncated")
+    max_text_chars: int = Field(default=200_000, description="Longer article texts are truncated")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto = console on a terminal, JSON otherwise"
     )
@@ -59,6 +66,19 @@ class Settings(BaseSettings):
         default="none", description="Producer compression codec"
     )
     producer_linger_ms: int = Field(default=5, description="Producer batching delay")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="Kafka security protocol of every client"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)"
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never logged)"
+    )
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers")
+    ssl_certfile: Path | None = Field(default=None, description="Client certificate (mTLS)")
+    ssl_keyfile: Path | None = Field(default=None, description="Client private key (mTLS)")
 
     def topic_name(self, base: str) -> str:
         """The deployed name of a topic: ``<namespace>.<base>`` or ``base``."""

@@ -1,0 +1,223 @@
+"""``python -m bench`` (or ``make bench``): throughput, latency and memory, in one run.
+
+Measures, on the same generated stream (bench/stream.py):
+  passthrough  produce + consume of the same messages through the broker (transport ceiling)
+  in-process   the whole pipeline logic without Kafka (streams.pipeline)
+  end-to-end   articles.raw -> timeline.entries through the broker and a worker
+  latency      ingest -> first timeline record of an article at a fixed offered rate
+  memory       the worker's peak RSS, and its RSS after --rss-articles articles
+Prints a table, and with ``--json`` a last line holding one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from bench.stream import StreamItem, build_stream
+from producers.topics import ensure_topics
+from streams.kafka_io import read_topic
+from streams.pipeline import InProcessPipeline
+from streams.replay import bootstrap_for, delete_namespace_topics
+from streams.runner import WorkerProcess, wait_until_drained
+from streams.settings import Settings, load_settings
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def produce(bootstrap: str, topic: str, items: list[StreamItem], rate: float | None = None,
+            restamp: bool = False) -> dict[str, float]:
+    """Send the items (at ``rate`` per second if given); returns article id -> send time."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             max_request_size=16 * 1024 * 1024)
+    sent: dict[str, float] = {}
+    start = time.monotonic()
+    for n, item in enumerate(items):
+        if rate:
+            delay = start + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        article = item.article
+        now = time.time()
+        if restamp:
+            article = article.model_copy(update={"ingested_at": now})
+        producer.send(topic, key=article.id.encode(), value=article.model_dump_json().encode())
+        sent[article.id] = now
+    producer.flush(120)
+    producer.close()
+    return sent
+
+
+def passthrough_rate(bootstrap: str, items: list[StreamItem]) -> float:
+    topic = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
+    payloads = [(i.article.id.encode(), i.article.model_dump_json().encode()) for i in items]
+    start = time.monotonic()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             max_request_size=16 * 1024 * 1024)
+    for key, value in payloads:
+        producer.send(topic, key=key, value=value)
+    producer.flush(120)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    got = 0
+    while got < len(payloads):
+        for msgs in consumer.poll(timeout_ms=1000, max_records=5000).values():
+            got += len(msgs)
+    consumer.close()
+    return len(payloads) / (time.monotonic() - start)
+
+
+def in_process_rate(items: list[StreamItem]) -> tuple[float, list[float]]:
+    pipeline = InProcessPipeline()
+    costs = []
+    start = time.perf_counter()
+    for item in items:
+        t0 = time.perf_counter()
+        pipeline.process(item.article)
+        costs.append((time.perf_counter() - t0) * 1000)
+    return len(items) / (time.perf_counter() - start), costs
+
+
+def rss_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def fresh(settings: Settings, workdir: Path) -> Settings:
+    return settings.model_copy(update={
+        "namespace": f"bench-{uuid.uuid4().hex[:8]}", "data_dir": workdir / uuid.uuid4().hex[:6],
+        "commit_interval_s": 0.5, "web_enabled": True})
+
+
+def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], workdir: Path,
+               workers: int, rss_articles: int) -> dict[str, float]:
+    ensure_topics(bootstrap, settings.namespace,
+                  partitions_override={"articles.unique": settings.unique_partitions})
+    procs = [WorkerProcess(settings, bootstrap, workdir / f"e2e-{i}.log", name=f"w{i}").start()
+             for i in range(workers)]
+    try:
+        # warm up: the worker joins its group and loads its models before the clock starts
+        warm = build_stream(20, seed=99)
+        produce(bootstrap, settings.topic_name("articles.raw"), warm, restamp=True)
+        wait_until_drained(settings, bootstrap, procs, timeout_s=300)
+        start = time.monotonic()
+        produce(bootstrap, settings.topic_name("articles.raw"), items, restamp=True)
+        wait_until_drained(settings, bootstrap, procs, timeout_s=3600, poll_s=0.1,
+                           stable_polls=2)
+        rate = len(items) / (time.monotonic() - start)
+        result = {"end_to_end_rate": rate}
+        processed = len(items)
+        while processed < rss_articles:
+            batch = build_stream(min(len(items), rss_articles - processed),
+                                 seed=processed + 1)
+            batch = [StreamItem(i.article.model_copy(update={"id": f"r{processed}-{i.article.id}"}),
+                                i.wire_group) for i in batch]
+            produce(bootstrap, settings.topic_name("articles.raw"), batch, restamp=True)
+            wait_until_drained(settings, bootstrap, procs, timeout_s=3600)
+            processed += len(batch)
+            log(f"rss phase: {processed} articles, worker RSS "
+                f"{rss_mb(procs[0].proc.pid, 'VmRSS'):.0f} MB")  # type: ignore[union-attr]
+        pid = procs[0].proc.pid  # type: ignore[union-attr]
+        result["rss_mb_after_100k"] = rss_mb(pid, "VmRSS")
+        result["rss_articles"] = float(processed)
+        result["worker_peak_rss_mb"] = max(rss_mb(p.proc.pid, "VmHWM") for p in procs)  # type: ignore[union-attr]
+        return result
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def latency(bootstrap: str, settings: Settings, items: list[StreamItem], workdir: Path,
+            rate: float) -> dict[str, float]:
+    ensure_topics(bootstrap, settings.namespace)
+    worker = WorkerProcess(settings, bootstrap, workdir / "latency.log").start()
+    try:
+        warm = build_stream(10, seed=98)
+        produce(bootstrap, settings.topic_name("articles.raw"), warm, restamp=True)
+        wait_until_drained(settings, bootstrap, [worker], timeout_s=300)
+        sent = produce(bootstrap, settings.topic_name("articles.raw"), items, rate=rate,
+                       restamp=True)
+        wait_until_drained(settings, bootstrap, [worker], timeout_s=600)
+        first_seen: dict[str, float] = {}
+        for record in read_topic(bootstrap, settings.topic_name("timeline.entries")):
+            if record.value is None:
+                continue
+            doc = json.loads(record.value)
+            for mention in doc["mentions"]:
+                aid = mention["article_id"]
+                if aid in sent and aid not in first_seen:
+                    first_seen[aid] = record.timestamp_ms / 1000
+        lat = [first_seen[a] - sent[a] for a in first_seen]
+        return {"latency_p50_s": pct(lat, 0.50), "latency_p95_s": pct(lat, 0.95),
+                "latency_p99_s": pct(lat, 0.99), "latency_samples": float(len(lat))}
+    finally:
+        worker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--articles", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=20.0, help="offered rate for latency")
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rss-articles", type=int, default=100_000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    items = build_stream(args.articles, seed=1)
+    log(f"stream: {len(items)} articles, "
+        f"{sum(i.wire_group != i.article.id for i in items)} reposts")
+    result: dict[str, float] = {"articles": float(len(items))}
+    rate, costs = in_process_rate(items)
+    result |= {"in_process_rate": rate, "in_process_ms_p50": statistics.median(costs),
+               "in_process_ms_p95": pct(costs, 0.95)}
+    log(f"in-process: {rate:.0f} articles/s")
+    settings = load_settings()
+    workdir = Path(tempfile.mkdtemp(prefix="relwatch-bench-"))
+    with bootstrap_for(settings) as bootstrap:
+        result["passthrough_rate"] = passthrough_rate(bootstrap, items)
+        log(f"passthrough: {result['passthrough_rate']:.0f} articles/s")
+        e2e_settings = fresh(settings, workdir)
+        result |= end_to_end(bootstrap, e2e_settings, items, workdir, args.workers,
+                             args.rss_articles)
+        log(f"end-to-end: {result['end_to_end_rate']:.0f} articles/s")
+        delete_namespace_topics(bootstrap, e2e_settings)
+        lat_settings = fresh(settings, workdir)
+        n_lat = int(args.rate * args.latency_seconds)
+        result |= latency(bootstrap, lat_settings, build_stream(n_lat, seed=2), workdir,
+                          args.rate)
+        delete_namespace_topics(bootstrap, lat_settings)
+    result["end_to_end_vs_in_process"] = result["end_to_end_rate"] / result["in_process_rate"]
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value:12.3f}")
+    if args.json:
+        print(json.dumps({k: round(v, 4) for k, v in result.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
