@@ -159,6 +159,20 @@ def cmd_timeline_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from .monitor import run_monitor
+
+    settings = _settings(args)
+    return run_monitor(settings, _bootstrap_or_local(settings), args.interval, args.once,
+                       args.json)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.__main__ import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relwatch", description=__doc__)
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS)")
@@ -206,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="jsonl", choices=["jsonl", "md", "html", "csv"])
     export.add_argument("--out")
     export.set_defaults(func=cmd_timeline_export)
+
+    mon = sub.add_parser("monitor", help="live view: lag, rates, freshness, dead letters")
+    mon.add_argument("--interval", type=float, default=2.0)
+    mon.add_argument("--once", action="store_true")
+    mon.add_argument("--json", action="store_true")
+    mon.set_defaults(func=cmd_monitor)
+
+    bench = sub.add_parser("bench", help="benchmarks (python -m bench --help)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
