@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import structlog
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.topics import ALL_TOPICS, TopicSpec
@@ -55,22 +55,22 @@ def ensure_topics(
             time.sleep(0.5)
     try:
         existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(
-                name=name(spec),
-                num_partitions=overrides.get(spec.name, spec.partitions),
-                replication_factor=replication_factor,
-                topic_configs=topic_config(spec),
-            )
+        wanted = {
+            name(spec): {
+                "num_partitions": overrides.get(spec.name, spec.partitions),
+                "replication_factor": replication_factor,
+                "configs": topic_config(spec),
+            }
             for spec in ALL_TOPICS
             if name(spec) not in existing
-        ]
+        }
         if wanted:
             try:
-                admin.create_topics(wanted, timeout_ms=int(timeout_s * 1000))
+                admin.create_topics(wanted, timeout_ms=int(timeout_s * 1000),
+                                    wait_for_metadata=True)
             except TopicAlreadyExistsError:
                 pass
-            log.info("topics_created", topics=[t.name for t in wanted])
+            log.info("topics_created", topics=sorted(wanted))
         return [name(spec) for spec in ALL_TOPICS]
     finally:
         admin.close()

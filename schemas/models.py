@@ -95,6 +95,11 @@ class EventMention(Contract):
     published: datetime | None = None
     ingested_at: float
     extractor_version: str
+    retracted: bool = Field(
+        default=False,
+        description="Set by `relwatch reprocess`: the current extractor no longer finds this "
+        "mention; the timeline drops it",
+    )
 
 
 class MentionEvidence(Contract):

@@ -7,12 +7,15 @@ changelog-backed Faust tables that the pure functions receive as plain mappings.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import Any
 
+import faust
 import structlog
 
-from schemas.models import CleanArticle, DuplicateNotice, EventMention, RawArticle
+from schemas.models import CleanArticle, DuplicateNotice, EventMention, RawArticle, TimelineEntry
 
 from . import dedupe, enrich, extract, normalize, timeline
 from .app import (
@@ -27,6 +30,8 @@ from .app import (
     unique_topic,
 )
 from .deadletter import send_dead_letter
+from .kafka_io import fold_timeline, read_topic
+from .web import broadcast, register_pages, sse_event
 from .metrics import (
     DUPLICATES,
     ERRORS,
@@ -41,16 +46,21 @@ from .metrics import (
 log = structlog.get_logger(__name__)
 
 # --- state ---------------------------------------------------------------------------------
-dedupe_exact = app.Table("dedupe-exact", default=None, partitions=1, value_serializer="json")
-dedupe_bands = app.Table("dedupe-bands", default=None, partitions=1, value_serializer="json")
-dedupe_signatures = app.Table(
-    "dedupe-signatures", default=None, partitions=1, value_serializer="json"
-)
-timeline_mentions = app.Table(
-    "timeline-mentions", default=None, partitions=1, value_serializer="json"
-)
-timeline_entries = app.Table("timeline-entries", default=None, partitions=1, value_serializer="json")
-timeline_reposts = app.Table("timeline-reposts", default=None, partitions=1, value_serializer="json")
+_JSON = faust.Schema(key_serializer="json", value_serializer="json")
+
+
+def _table(name: str) -> Any:
+    """A changelog-backed table of JSON values, co-partitioned with the one-partition topics."""
+    return app.Table(name, default=None, partitions=1, schema=_JSON)
+
+
+dedupe_exact = _table("dedupe-exact")
+dedupe_bands = _table("dedupe-bands")
+dedupe_signatures = _table("dedupe-signatures")
+timeline_mentions = _table("timeline-mentions")
+timeline_entries = _table("timeline-entries")
+timeline_index = _table("timeline-index")
+timeline_reposts = _table("timeline-reposts")
 
 EVICT_EVERY_S = 60.0
 _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
@@ -130,20 +140,30 @@ async def extract_agent(stream: Any) -> None:
 # --- timeline sink -------------------------------------------------------------------------
 def _timeline_state() -> timeline.TimelineState:
     return timeline.TimelineState(
-        mentions=timeline_mentions, entries=timeline_entries, reposts=timeline_reposts
+        mentions=timeline_mentions, entries=timeline_entries, index=timeline_index,
+        reposts=timeline_reposts,
     )
 
 
-async def _publish(changes: list[timeline.TimelineChange]) -> None:
+def current_entries() -> list[TimelineEntry]:
+    """This worker's timeline (empty where another worker owns the timeline state)."""
+    return list(_timeline_state().timeline().values())
+
+
+async def _publish(changes: list[timeline.TimelineChange], observe: bool = True) -> None:
     now = time.time()
     for change in changes:
         TIMELINE_CHANGES.labels(kind=change.kind).inc()
         key = change.entry_id.encode()
         if change.kind == "upsert" and change.entry is not None:
-            await timeline_topic.send(key=key, value=change.entry.model_dump_json().encode())
-            INGEST_TO_TIMELINE.observe(max(0.0, now - change.entry.updated))
+            value = change.entry.model_dump_json()
+            await timeline_topic.send(key=key, value=value.encode())
+            if observe:
+                INGEST_TO_TIMELINE.observe(max(0.0, now - change.entry.updated))
             NEWEST_ENTRY_TS.set(now)
+            broadcast.publish(sse_event("upsert", change.entry_id, json.loads(value)))
             continue
+        broadcast.publish(sse_event(change.kind, change.entry_id, None))
         if change.kind == "expire" and change.entry is not None:
             await archive_topic.send(key=key, value=change.entry.model_dump_json().encode())
         headers = [("relwatch-change", change.kind.encode())]
@@ -182,3 +202,46 @@ async def reposts_agent(stream: Any) -> None:
             continue
         PROCESSED.labels(stage="reposts").inc()
         await _publish(changes)
+
+
+# --- timeline reconciliation ---------------------------------------------------------------
+# A crash can leave a timeline change in the state's changelog but not on the timeline topic
+# (the two are separate partitions of one producer). Re-applying the mention then changes
+# nothing, so after every (re)assignment the owner of the timeline state compares the topic
+# with its state and publishes the difference: the topic always converges to the state.
+_reconcile = {"needed": True}
+
+
+@app.on_partitions_assigned.connect
+async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    _reconcile["needed"] = True
+
+
+def _owns_timeline() -> bool:
+    actives = app.assignor.assigned_actives()
+    return any(tp.topic == mentions_topic.get_topic_name() for tp in actives)
+
+
+def _ready() -> bool:
+    return bool(app.tables.recovery.completed.is_set() and not app.rebalancing)
+
+
+@app.timer(interval=2.0)
+async def reconcile_timeline() -> None:
+    if not _reconcile["needed"] or not _ready():
+        return
+    _reconcile["needed"] = False
+    if not _owns_timeline():
+        return
+    bootstrap = settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
+    topic = timeline_topic.get_topic_name()
+    on_topic = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=120))
+    )
+    changes = timeline.diff_timelines(on_topic, _timeline_state().timeline())
+    if changes:
+        log.info("timeline_reconciled", changes=len(changes))
+        await _publish(changes, observe=False)
+
+
+register_pages(app, current_entries, _ready)

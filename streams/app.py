@@ -31,6 +31,7 @@ settings: Settings = load_settings()
 
 
 def create_app(conf: Settings) -> faust.App:
+    (conf.data_dir / conf.group_id).mkdir(parents=True, exist_ok=True)
     return faust.App(
         conf.group_id,
         broker=[f"kafka://{server}" for server in (conf.bootstrap_servers or

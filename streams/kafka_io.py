@@ -82,7 +82,7 @@ def consumer_lag(bootstrap_servers: str, group_id: str, topics: list[str]) -> di
                              client_id="relwatch-lag")
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None)
     try:
-        committed = admin.list_consumer_group_offsets(group_id)
+        committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         end = consumer.end_offsets(tps)
         lag: dict[tuple[str, int], int] = {}

@@ -23,7 +23,7 @@ class InProcessPipeline:
         default_factory=lambda: dedupe.DedupeState(exact={}, bands={}, signatures={})
     )
     timeline_state: timeline.TimelineState = field(
-        default_factory=lambda: timeline.TimelineState(mentions={}, entries={}, reposts={})
+        default_factory=timeline.TimelineState.in_memory
     )
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: list[DuplicateNotice] = field(default_factory=list)
@@ -50,7 +50,7 @@ class InProcessPipeline:
         return changes
 
     def entries(self) -> list[TimelineEntry]:
-        return sorted(timeline.current_entries(self.timeline_state), key=lambda e: (e.date, e.id))
+        return sorted(self.timeline_state.timeline().values(), key=lambda e: (e.date, e.id))
 
 
 def run_in_process(raws: Iterable[RawArticle]) -> list[TimelineEntry]:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import structlog
+from kafka.errors import KafkaError
 
 from schemas.topics import (
     ARTICLES_CLEAN,
@@ -127,8 +128,11 @@ def wait_until_drained(
     while True:
         if workers and not any(w.alive for w in workers):
             raise RuntimeError("every worker died:\n" + workers[0].log_tail())
-        lag = consumer_lag(bootstrap, settings.group_id, topics)
-        total = sum(lag.values())
+        try:
+            total = sum(consumer_lag(bootstrap, settings.group_id, topics).values())
+        except KafkaError as exc:  # coordinator not there yet, broker restarting: ask again
+            log.debug("lag_unavailable", error=repr(exc))
+            total = -1
         zero_in_a_row = zero_in_a_row + 1 if total == 0 else 0
         if zero_in_a_row >= stable_polls:
             return time.monotonic() - started
