@@ -49,6 +49,9 @@ class CleanArticle(Contract):
     text: str
     published: datetime | None = Field(default=None, description="Resolved publication time (UTC)")
     published_source: PublishedSource = "ingest"
+    published_precision: DatePrecision = Field(
+        default="day", description="Precision of `published` (metadata may give only a month)"
+    )
     published_has_year: bool = Field(
         default=True, description="False when the publication time had to be built without a year"
     )

@@ -79,7 +79,7 @@ async def normalize_agent(stream: Any) -> None:
     async for event in stream.events():
         try:
             raw = RawArticle.model_validate_json(event.value)
-            article = normalize.normalize(raw)
+            article = normalize.normalize(raw, max_chars=settings.max_text_chars)
         except Exception as exc:
             await _fail("normalize", event, exc)
             continue
@@ -245,3 +245,8 @@ async def reconcile_timeline() -> None:
 
 
 register_pages(app, current_entries, _ready)
+
+
+@app.on_after_configured.connect
+def _warm_up(app: Any, **kwargs: Any) -> None:
+    normalize.warm_up()

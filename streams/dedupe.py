@@ -1,0 +1,311 @@
+"""Stream stage 1, pure part: exact and near-duplicate detection over state passed in.
+
+State is three ``MutableMapping``s with string keys and JSON-friendly values, so that the
+agent can pass changelog-backed Faust tables and tests can pass dicts:
+
+* ``exact``: content hash → ``{"id", "ts"}`` of the first article with that text;
+* ``bands``: LSH band key → ``[{"id", "ts"}, ...]`` of unique articles in that bucket;
+* ``signatures``: article id → ``{"ts", "kind", "sig"}`` for a unique article (``sig`` is its
+  MinHash signature) or ``{"ts", "kind", "of", "sim"}`` for a duplicate: the verdict, kept so
+  that a replayed article gets the same answer.
+
+Values are always replaced, never mutated in place: a Faust table only sees ``table[k] = v``.
+
+Similarity is the Jaccard index of word bigram sets, estimated by MinHash (128 hash functions
+of the multiply-shift family over 32-bit shingle hashes: numpy, no per-process salt, so
+signatures written by one worker are valid in the next). Candidates come from LSH bands of two
+rows and are verified against their stored signature.
+
+Why the default threshold is 0.2 and not 0.8: the two wire groups of the dev corpus are
+rewrites of one agency story by two outlets (d005/d006: bigram Jaccard 0.38; d016/d017: 0.32),
+while the most similar other pair of the dev corpus and seeds reaches 0.09. 0.2 sits between
+them with about two standard errors of a 128-slot estimate on either side (64 slots left
+d016/d017 too close to any threshold). Word-for-word reposts score above 0.9. See
+tests/unit/streams/test_dedupe.py.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from schemas.models import CleanArticle, DuplicateNotice
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DedupeConfig",
+    "DedupeState",
+    "DedupeVerdict",
+    "VerdictKind",
+    "check_and_remember",
+    "duplicate_notice",
+    "estimated_similarity",
+    "evict_older_than",
+    "lsh_band_keys",
+    "minhash_signature",
+    "shingles",
+]
+
+VerdictKind = Literal["unique", "exact", "near"]
+
+_MASK32 = 0xFFFFFFFF
+_EMPTY_SLOT = _MASK32
+_TOKEN = re.compile(r"\w+")
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeConfig:
+    """Tuning of the near-duplicate detector (defaults measured on the dev corpus)."""
+
+    num_perm: int = 128
+    """MinHash functions per signature."""
+    rows_per_band: int = 2
+    """Values per LSH band: 64 bands of 2 make a pair at Jaccard 0.2 a candidate 93% of the
+    time, at 0.3 99.8%, at 0.05 15%."""
+    shingle_size: int = 2
+    """Words per shingle."""
+    threshold: float = 0.2
+    """Estimated Jaccard at or above which an article is a near duplicate."""
+    min_shingles: int = 8
+    """Shorter texts are checked for exact duplicates only: their estimates are noise."""
+    max_band_entries: int = 50
+    """Cap of one LSH bucket (the newest entries stay): bounds the work and memory per key."""
+
+
+DEFAULT_CONFIG = DedupeConfig()
+
+
+@dataclass(slots=True)
+class DedupeState:
+    """The three mappings the detector reads and writes (Faust tables or dicts)."""
+
+    exact: MutableMapping[str, Any]
+    bands: MutableMapping[str, Any]
+    signatures: MutableMapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeVerdict:
+    """Unique, or an exact / near duplicate of the first copy ``duplicate_of``."""
+
+    kind: VerdictKind
+    duplicate_of: str | None = None
+    similarity: float | None = None
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.duplicate_of is not None
+
+
+# ============================================================================================
+# Signatures
+# ============================================================================================
+def shingles(text: str, size: int = 2) -> npt.NDArray[np.uint64]:
+    """Distinct 32-bit hashes of the casefolded word ``size``-grams of ``text``."""
+    tokens = _TOKEN.findall(text.casefold())
+    if not tokens:
+        return np.zeros(0, dtype=np.uint64)
+    hashes = np.fromiter(
+        (zlib.crc32(t.encode("utf-8", "surrogatepass")) for t in tokens),
+        dtype=np.uint64,
+        count=len(tokens),
+    )
+    if len(hashes) < size:
+        size = len(hashes)
+    combined = hashes[: len(hashes) - size + 1].copy()
+    for offset in range(1, size):
+        nxt = hashes[offset : len(hashes) - size + 1 + offset]
+        combined = (combined * np.uint64(0x9E3779B1) + nxt) & np.uint64(_MASK32)
+    return np.unique(combined)
+
+
+@cache
+def _permutations(num_perm: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    rng = np.random.default_rng(0x5EED_D0_C5)
+    a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+    return a.reshape(-1, 1), b.reshape(-1, 1)
+
+
+def minhash_signature(text: str, num_perm: int = 128, *, shingle_size: int = 2) -> list[int]:
+    """MinHash signature of the text's word shingles: ``num_perm`` 32-bit integers.
+
+    Hash family: h(x) = ((a·x + b) mod 2^64) >> 32 with odd a (multiply-shift), fixed seeds.
+    A text without words gets all-0xFFFFFFFF slots (it matches nothing but its copies).
+    """
+    values = shingles(text, shingle_size)
+    return _signature_of(values, num_perm)
+
+
+def _signature_of(values: npt.NDArray[np.uint64], num_perm: int) -> list[int]:
+    if values.size == 0:
+        return [_EMPTY_SLOT] * num_perm
+    a, b = _permutations(num_perm)
+    with np.errstate(over="ignore"):
+        hashed = (a * values.reshape(1, -1) + b) >> np.uint64(32)
+    mins: list[int] = hashed.min(axis=1).tolist()
+    return mins
+
+
+def lsh_band_keys(signature: list[int], rows_per_band: int = 2) -> list[str]:
+    """One key per band of ``rows_per_band`` signature values: 'band:hex…'."""
+    keys = []
+    for band, start in enumerate(range(0, len(signature) - rows_per_band + 1, rows_per_band)):
+        rows = signature[start : start + rows_per_band]
+        keys.append(f"{band}:" + "".join(f"{v:08x}" for v in rows))
+    return keys
+
+
+def estimated_similarity(left: list[int], right: list[int]) -> float:
+    """Share of equal slots of two signatures of the same length (estimated Jaccard)."""
+    if not left or len(left) != len(right):
+        return 0.0
+    return sum(1 for x, y in zip(left, right, strict=True) if x == y) / len(left)
+
+
+# ============================================================================================
+# Detection
+# ============================================================================================
+def check_and_remember(
+    article: CleanArticle,
+    state: DedupeState,
+    now: float,
+    config: DedupeConfig = DEFAULT_CONFIG,
+) -> DedupeVerdict:
+    """Classify ``article`` against what ``state`` remembers, then remember it.
+
+    Exact duplicates share ``content_hash``; near duplicates reach ``config.threshold`` of
+    estimated Jaccard with a remembered unique article (the most similar wins, ties go to the
+    older). The first copy wins: a duplicate is recorded with its verdict but never becomes a
+    candidate. An id seen before gets the verdict it got then (a replay after a crash).
+    """
+    seen = state.signatures.get(article.id)
+    if seen is not None:
+        return _verdict_from_record(seen)
+
+    first = state.exact.get(article.content_hash)
+    if first is not None and first.get("id") != article.id:
+        verdict = DedupeVerdict("exact", str(first["id"]), 1.0)
+        _remember_duplicate(state, article.id, verdict, now)
+        return verdict
+
+    values = shingles(article.text, config.shingle_size)
+    signature = _signature_of(values, config.num_perm)
+    keys = lsh_band_keys(signature, config.rows_per_band)
+    if values.size >= config.min_shingles:
+        match = _best_candidate(article.id, signature, keys, state, config.threshold)
+        if match is not None:
+            verdict = DedupeVerdict("near", match[0], round(match[1], 4))
+            _remember_duplicate(state, article.id, verdict, now)
+            return verdict
+
+    if first is None:
+        state.exact[article.content_hash] = {"id": article.id, "ts": now}
+    state.signatures[article.id] = {"ts": now, "kind": "unique", "sig": signature}
+    if values.size >= config.min_shingles:
+        entry = {"id": article.id, "ts": now}
+        for key in keys:
+            bucket = list(state.bands.get(key) or ())
+            bucket.append(entry)
+            if len(bucket) > config.max_band_entries:
+                bucket = bucket[-config.max_band_entries :]
+            state.bands[key] = bucket
+    return DedupeVerdict("unique")
+
+
+def _best_candidate(
+    article_id: str,
+    signature: list[int],
+    keys: list[str],
+    state: DedupeState,
+    threshold: float,
+) -> tuple[str, float] | None:
+    candidates: dict[str, None] = {}
+    for key in keys:
+        for entry in state.bands.get(key) or ():
+            cid = entry.get("id")
+            if isinstance(cid, str) and cid != article_id:
+                candidates.setdefault(cid)
+    best: tuple[str, float, float] | None = None
+    for cid in candidates:
+        record = state.signatures.get(cid)
+        if not record or record.get("kind") != "unique" or not record.get("sig"):
+            continue
+        similarity = estimated_similarity(signature, record["sig"])
+        if similarity < threshold:
+            continue
+        ts = float(record.get("ts", 0.0))
+        if best is None or similarity > best[1] or (similarity == best[1] and ts < best[2]):
+            best = (cid, similarity, ts)
+    return (best[0], best[1]) if best is not None else None
+
+
+def _remember_duplicate(
+    state: DedupeState, article_id: str, verdict: DedupeVerdict, now: float
+) -> None:
+    state.signatures[article_id] = {
+        "ts": now,
+        "kind": verdict.kind,
+        "of": verdict.duplicate_of,
+        "sim": verdict.similarity,
+    }
+
+
+def _verdict_from_record(record: Any) -> DedupeVerdict:
+    kind = record.get("kind")
+    if kind in ("exact", "near") and record.get("of"):
+        sim = record.get("sim")
+        return DedupeVerdict(kind, str(record["of"]), None if sim is None else float(sim))
+    return DedupeVerdict("unique")
+
+
+# ============================================================================================
+# Memory bounds
+# ============================================================================================
+def evict_older_than(state: DedupeState, cutoff_ts: float) -> int:
+    """Forget everything remembered before ``cutoff_ts``; returns how many entries went.
+
+    Counts hashes, article records and band entries. Buckets left empty are deleted;
+    buckets that lose entries are written back as new lists.
+    """
+    removed = 0
+    for mapping in (state.exact, state.signatures):
+        stale = [
+            k for k, v in list(mapping.items()) if not v or float(v.get("ts", 0.0)) < cutoff_ts
+        ]
+        for key in stale:
+            del mapping[key]
+        removed += len(stale)
+    for key, bucket in list(state.bands.items()):
+        entries = list(bucket or ())
+        fresh = [e for e in entries if float(e.get("ts", 0.0)) >= cutoff_ts]
+        if len(fresh) == len(entries) and entries:
+            continue
+        removed += len(entries) - len(fresh)
+        if fresh:
+            state.bands[key] = fresh
+        else:
+            del state.bands[key]
+    return removed
+
+
+def duplicate_notice(article: CleanArticle, verdict: DedupeVerdict) -> DuplicateNotice:
+    """The ``articles.duplicates`` record for a duplicate verdict (ValueError for a unique one)."""
+    if verdict.duplicate_of is None or verdict.kind == "unique":
+        raise ValueError(f"article {article.id} is not a duplicate")
+    return DuplicateNotice(
+        article_id=article.id,
+        duplicate_of=verdict.duplicate_of,
+        kind=verdict.kind,
+        similarity=1.0 if verdict.similarity is None else verdict.similarity,
+        url=article.url,
+        outlet=article.outlet,
+        ingested_at=article.ingested_at,
+    )
