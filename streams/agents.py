@@ -73,6 +73,11 @@ async def _fail(stage: str, event: Any, exc: BaseException) -> None:
     await send_dead_letter(stage, event, exc)
 
 
+def warm_up() -> None:
+    """Load models and data files before the first message, not during it."""
+    normalize.warm_up()
+
+
 # --- stage 1: normalize --------------------------------------------------------------------
 @app.agent(raw_topic, name="normalize")
 async def normalize_agent(stream: Any) -> None:
@@ -245,8 +250,3 @@ async def reconcile_timeline() -> None:
 
 
 register_pages(app, current_entries, _ready)
-
-
-@app.on_after_configured.connect
-def _warm_up(app: Any, **kwargs: Any) -> None:
-    normalize.warm_up()

@@ -8,10 +8,11 @@ from .logs import configure_logging
 
 
 def run_worker() -> None:
-    from . import agents  # noqa: F401  (registers the agents on the app)
+    from . import agents  # registers the agents on the app
     from .app import app, settings
 
     configure_logging(settings.log_level, settings.log_format)
+    agents.warm_up()
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
