@@ -49,7 +49,7 @@ class StreamItem:
 
 def build_stream(n: int, seed: int = 7, repost_share: float = 0.15,
                  records: list[dict[str, object]] | None = None,
-                 start_ts: float = 1_750_000_000.0) -> list[StreamItem]:
+                 start_ts: float = 1_790_000_000.0) -> list[StreamItem]:
     """``n`` articles, deterministic for a given seed."""
     rng = random.Random(seed)
     records = records if records is not None else load_records()

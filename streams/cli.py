@@ -128,9 +128,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         entries = replay(str(corpus / "articles.jsonl"), settings, progress=False).entries
     report = score(entries, load_gold(corpus / "gold_events.jsonl"))
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(report.to_dict()))
     else:
-        print(report.as_text())
+        print(report.summary())
+        if args.verbose:
+            print("unmatched gold:", " ".join(report.unmatched_gold))
+            print("unmatched entries:", " ".join(report.unmatched_entries))
     return 0
 
 
@@ -207,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="score the timeline against gold events")
     ev.add_argument("corpus_dir")
     ev.add_argument("--json", action="store_true")
+    ev.add_argument("-v", "--verbose", action="store_true", help="list what did not match")
     ev.add_argument("--in-process", action="store_true", help="skip Kafka (pure pipeline)")
     ev.set_defaults(func=cmd_eval)
 

@@ -11,7 +11,7 @@ import sys
 
 import structlog
 
-_NOISY = ("aiokafka", "kafka", "faust", "mode", "asyncio", "urllib3", "httpx")
+_NOISY = ("aiokafka", "kafka", "faust", "mode", "asyncio", "urllib3", "httpx", "pymorphy3")
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:

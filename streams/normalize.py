@@ -1100,6 +1100,26 @@ def _parse_with_dateparser(text: str, lang: str | None) -> tuple[datetime, Preci
     return _as_utc(when), "day"
 
 
+_URL_DATE = re.compile(
+    r"/((?:19|20)\d{2})[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?=[/-]|\.html?|$)"
+    r"|/((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=/)"
+)
+
+
+def date_from_url(url: str | None) -> str | None:
+    """A publication day many outlets put in their article paths (/2025/08/21/, /20250821/)."""
+    if not url:
+        return None
+    match = _URL_DATE.search(url.split("?", 1)[0])
+    if match is None:
+        return None
+    year, month, day = (g for g in match.groups() if g is not None)
+    try:
+        return datetime(int(year), int(month), int(day), tzinfo=UTC).date().isoformat()
+    except ValueError:
+        return None
+
+
 def resolve_publication_time(
     raw: RawArticle,
     text: str,
@@ -1110,7 +1130,7 @@ def resolve_publication_time(
     """(publication time in UTC, where it came from, whether it carries a year).
 
     Order: ``raw.published``, then the page's own date (``page_date``, e.g. from HTML meta
-    tags) — both "metadata"; then the dateline in the first ``header_chars`` of ``text``
+    tags), then a date in the URL's path — all "metadata"; then the dateline in the first ``header_chars`` of ``text``
     ("text"); then ``raw.ingested_at`` ("ingest"). A metadata value with only a month or a
     year gives way to a full date in the header that agrees with it; otherwise it stands for
     the first day of its period. A time later than two days after ingest is not believed. A
@@ -1120,7 +1140,7 @@ def resolve_publication_time(
     ingest = datetime.fromtimestamp(raw.ingested_at, tz=UTC)
     limit = ingest + timedelta(days=2)
     partial: tuple[datetime, Precision] | None = None
-    for value in (raw.published, page_date):
+    for value in (raw.published, page_date, date_from_url(raw.url)):
         parsed = parse_published(value, lang=lang)
         if parsed is None or parsed[0] > limit:
             continue

@@ -562,3 +562,31 @@ def test_one_huge_line_of_code_is_fast() -> None:
     article = nz.normalize(RawArticle(id="js", text=text, ingested_at=INGEST))
     assert time.perf_counter() - started < 3.0
     assert article.text == "Real sentence about the talks."
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://news.example/world/2025/08/21/some-slug/", "2025-08-21"),
+        ("https://news.example/a/20240619/123", "2024-06-19"),
+        ("https://news.example/2024-06-19-slug", "2024-06-19"),
+        ("https://news.example/p/1803582", None),
+        ("https://news.example/2024/13/40/", None),
+        ("https://news.example/?p=37742&d=2024/06/19", None),
+        (None, None),
+    ],
+)
+def test_date_from_url(url: str | None, expected: str | None) -> None:
+    from streams.normalize import date_from_url
+
+    assert date_from_url(url) == expected
+
+
+def test_url_date_dates_an_article_without_metadata() -> None:
+    from streams.normalize import normalize
+
+    raw = RawArticle(id="u1", url="https://news.example/2024/06/19/treaty",
+                     text="Leaders met on Tuesday and signed a treaty.", ingested_at=1.79e9)
+    article = normalize(raw)
+    assert article.published is not None and article.published.date().isoformat() == "2024-06-19"
+    assert article.published_source == "metadata"

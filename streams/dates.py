@@ -1,0 +1,504 @@
+"""Event dates from a sentence: absolute, partial and relative to publication.
+
+News semantics: an event told in the past tense happened on the most recent matching day on
+or before publication ("on Tuesday", "15 августа", "in March"); it is never placed after
+publication.  Without a publication time (or with one whose year is unknown) a date gets a
+year only when the text itself fixes it.  The vocabulary (months, weekdays, relative words,
+seasons) lives in ``data/dates.yaml`` so that a language is a data change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date as _date
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schemas.models import DatePrecision
+
+DATA_PATH = Path(__file__).parent / "data" / "dates.yaml"
+
+#: A day-month that would fall after publication is moved to the previous year only when that
+#: lands at most this many days before publication; otherwise it is a slip of the text.
+MAX_PREVIOUS_YEAR_GAP_DAYS = 183
+
+CJK_LANGS = frozenset({"ko", "ja", "zh"})
+
+_SEASON_MIDDLE_MONTH = {"spring": 4, "summer": 7, "autumn": 10, "winter": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedDate:
+    """A date at its precision: 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD', and how it was found."""
+
+    date: str
+    precision: DatePrecision
+    source: str
+
+    def first_day(self) -> _date:
+        """The first calendar day the date covers (for ordering and comparisons)."""
+        parts = [int(p) for p in self.date.split("-")]
+        while len(parts) < 3:
+            parts.append(1)
+        return _date(parts[0], parts[1], parts[2])
+
+
+@dataclass(frozen=True, slots=True)
+class DateExpression:
+    """A date expression found in a sentence, not yet resolved against publication."""
+
+    start: int
+    end: int
+    kind: str  # full | month_year | year | day_month | month | weekday | day | relative | season
+    year: int | None = None
+    month: int | None = None
+    day: int | None = None
+    weekday: int | None = None
+    relative: str | None = None
+    season: str | None = None
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _LangPatterns:
+    regexes: tuple[tuple[str, re.Pattern[str]], ...]
+    month_lookup: tuple[tuple[re.Pattern[str], int], ...]
+    weekday_lookup: tuple[tuple[re.Pattern[str], int], ...]
+    relative_lookup: tuple[tuple[re.Pattern[str], str], ...]
+    season_lookup: tuple[tuple[re.Pattern[str], str], ...]
+    season_last: re.Pattern[str] | None
+
+
+def _alt(fragments: list[str]) -> str:
+    return "|".join(f"(?:{f})" for f in fragments)
+
+
+@lru_cache(maxsize=1)
+def _load() -> dict[str, Any]:
+    with DATA_PATH.open(encoding="utf-8") as handle:
+        loaded: dict[str, Any] = yaml.safe_load(handle)
+    return loaded
+
+
+@lru_cache(maxsize=64)
+def _patterns(lang: str) -> _LangPatterns:
+    data = _load()
+    year_suffix: str = data["year_suffix"]
+    languages: dict[str, Any] = data["languages"]
+    spec: dict[str, Any] = languages.get(lang) or languages["en"]
+    flags = re.IGNORECASE | re.UNICODE
+    cjk = lang in CJK_LANGS
+    wb = "" if cjk else r"\b"
+    regexes: list[tuple[str, re.Pattern[str]]] = []
+    # Numeric forms shared by every language.
+    regexes.append(("iso", re.compile(r"(?<![\d.])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?![\d])")))
+    dmy_kind = "mdy" if lang == "en" else "dmy"
+    regexes.append((dmy_kind, re.compile(r"(?<![\d.])(\d{1,2})[./](\d{1,2})[./](\d{4})(?!\d)")))
+    if cjk:
+        regexes.append(
+            ("cjk_full", re.compile(r"(\d{4})\s*[년年]\s*(\d{1,2})\s*[월月]\s*(\d{1,2})\s*[일日]"))
+        )
+        regexes.append(
+            ("cjk_last_year_month", re.compile(r"(?:지난해|작년|昨年|去年)\s*(\d{1,2})\s*[월月]"))
+        )
+        regexes.append(("cjk_month_year", re.compile(r"(\d{4})\s*[년年]\s*(\d{1,2})\s*[월月]")))
+        regexes.append(("cjk_day_month", re.compile(r"(\d{1,2})\s*[월月]\s*(\d{1,2})\s*[일日]")))
+        regexes.append(("cjk_month", re.compile(r"(?<!\d)(\d{1,2})\s*[월月](?!\s*\d)")))
+        regexes.append(("cjk_day", re.compile(r"(?<![\d월月])(\d{1,2})\s*[일日](?![본])")))
+        regexes.append(
+            ("year", re.compile(r"(?<![\d])((?:1[89]|20)\d\d)\s*[년年](?!\s*\d{1,2}\s*[월月])"))
+        )
+    months: dict[int, str] = {int(k): v for k, v in (spec.get("months") or {}).items()}
+    month_lookup: list[tuple[re.Pattern[str], int]] = []
+    if months:
+        month_alt = _alt(list(months.values()))
+        m = rf"(?P<m>{month_alt})\.?"
+        yr = r"(?P<y>(?:1[89]|20)\d\d)"
+        regexes.append(
+            (
+                "range_day_month",
+                re.compile(
+                    rf"\b(?P<d>\d{{1,2}})(?:-?(?:го|е|ого|er|\.))?\s*(?:[-–—]|по|до|і|и|and|to|au|bis|à)\s*"
+                    rf"\d{{1,2}}(?:-?(?:го|е|ого|er|\.))?\s+{m}\b(?:,?\s+{yr})?",
+                    flags,
+                ),
+            )
+        )
+        regexes.append(
+            (
+                "day_month",
+                re.compile(
+                    rf"\b(?P<d>\d{{1,2}})(?:-?(?:го|е|ого|er|st|nd|rd|th|\.))?\s+(?:of\s+)?{m}\b"
+                    rf"(?:,?\s+{yr})?",
+                    flags,
+                ),
+            )
+        )
+        if lang == "en":
+            regexes.append(
+                (
+                    "month_day",
+                    re.compile(
+                        rf"\b{m}\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?![,.]?\d)(?:,?\s+{yr})?",
+                        flags,
+                    ),
+                )
+            )
+        regexes.append(("month_year", re.compile(rf"\b{m}\w{{0,3}}\s+{yr}", flags)))
+        prep = spec.get("month_prepositions")
+        if prep:
+            regexes.append(("month", re.compile(rf"\b{prep}[\s-]+{m}\w{{0,3}}\b", flags)))
+        for num, frag in months.items():
+            month_lookup.append((re.compile(rf"^(?:{frag})", flags), num))
+    if not cjk:
+        regexes.append(
+            (
+                "year",
+                re.compile(
+                    rf"(?<![\w\-–/.,])((?:1[89]|20)\d\d)(?:-?(?:а|ата|ий|го|м|ом|ту|те|ых))?{year_suffix}(?![\w\-/.]\d)",
+                    flags,
+                ),
+            )
+        )
+    weekday_lookup: list[tuple[re.Pattern[str], int]] = []
+    weekdays: dict[int, str] = {int(k): v for k, v in (spec.get("weekdays") or {}).items()}
+    if weekdays:
+        suffix = "" if cjk else r"\w{0,2}"
+        regexes.append(
+            ("weekday", re.compile(rf"{wb}(?:{_alt(list(weekdays.values()))}){suffix}{wb}", flags))
+        )
+        for num, frag in weekdays.items():
+            weekday_lookup.append((re.compile(rf"(?:{frag})", flags), num))
+    relative_lookup: list[tuple[re.Pattern[str], str]] = []
+    for meaning, phrases in (spec.get("relative") or {}).items():
+        for phrase in phrases:
+            relative_lookup.append((re.compile(rf"{wb}(?:{phrase}){wb}", flags), meaning))
+    season_lookup: list[tuple[re.Pattern[str], str]] = []
+    for season, phrases in (spec.get("seasons") or {}).items():
+        for phrase in phrases:
+            season_lookup.append((re.compile(rf"{wb}(?:{phrase}){wb}", flags), season))
+    last_words = spec.get("season_last") or []
+    season_last = re.compile(rf"(?:{_alt(last_words)})\s*$", flags) if last_words else None
+    return _LangPatterns(
+        regexes=tuple(regexes),
+        month_lookup=tuple(month_lookup),
+        weekday_lookup=tuple(weekday_lookup),
+        relative_lookup=tuple(relative_lookup),
+        season_lookup=tuple(season_lookup),
+        season_last=season_last,
+    )
+
+
+def _month_number(patterns: _LangPatterns, text: str) -> int | None:
+    for regex, num in patterns.month_lookup:
+        if regex.match(text):
+            return num
+    return None
+
+
+def _valid(y: int | None, m: int | None, d: int | None) -> bool:
+    try:
+        _date(y or 2000, m or 1, d or 1)
+    except ValueError:
+        return False
+    return True
+
+
+def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
+    """All non-overlapping date expressions of a sentence, in text order (longest first wins)."""
+    patterns = _patterns(lang)
+    found: list[DateExpression] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e in taken)
+
+    def add(expr: DateExpression) -> None:
+        if free(expr.start, expr.end):
+            taken.append((expr.start, expr.end))
+            found.append(expr)
+
+    for regex, season in patterns.season_lookup:
+        for match in regex.finditer(sentence):
+            before = sentence[max(0, match.start() - 24) : match.start()]
+            last = bool(patterns.season_last and patterns.season_last.search(before))
+            after = sentence[match.end() : match.end() + 16]
+            year_match = re.match(r"\s*((?:1[89]|20)\d\d)", after)
+            year = int(year_match.group(1)) if year_match else None
+            end = match.end() + (year_match.end() if year_match else 0)
+            add(DateExpression(match.start(), end, "season", season=season, last=last, year=year))
+    for kind, regex in patterns.regexes:
+        for match in regex.finditer(sentence):
+            start, end = match.span()
+            if not free(start, end):
+                continue
+            expr = _expression_from_match(kind, match, patterns)
+            if expr is not None:
+                add(expr)
+    for regex, meaning in patterns.relative_lookup:
+        for match in regex.finditer(sentence):
+            add(DateExpression(match.start(), match.end(), "relative", relative=meaning))
+    found.sort(key=lambda e: e.start)
+    return found
+
+
+def _expression_from_match(
+    kind: str, match: re.Match[str], patterns: _LangPatterns
+) -> DateExpression | None:
+    start, end = match.span()
+    groups = match.groupdict()
+    if kind == "iso":
+        y, m, d = (int(g) for g in match.groups())
+        return DateExpression(start, end, "full", y, m, d) if _valid(y, m, d) else None
+    if kind in ("dmy", "mdy"):
+        a, b, y = (int(g) for g in match.groups())
+        d, m = (a, b) if kind == "dmy" else (b, a)
+        if not _valid(y, m, d):
+            d, m = m, d
+        return DateExpression(start, end, "full", y, m, d) if _valid(y, m, d) else None
+    if kind == "cjk_full":
+        y, m, d = (int(g) for g in match.groups())
+        return DateExpression(start, end, "full", y, m, d) if _valid(y, m, d) else None
+    if kind == "cjk_month_year":
+        y, m = (int(g) for g in match.groups())
+        return DateExpression(start, end, "month_year", y, m) if _valid(y, m, 1) else None
+    if kind == "cjk_last_year_month":
+        m = int(match.group(1))
+        return DateExpression(start, end, "month", month=m, last=True) if 1 <= m <= 12 else None
+    if kind == "cjk_day_month":
+        m, d = (int(g) for g in match.groups())
+        return (
+            DateExpression(start, end, "day_month", month=m, day=d) if _valid(2000, m, d) else None
+        )
+    if kind == "cjk_month":
+        m = int(match.group(1))
+        return DateExpression(start, end, "month", month=m) if 1 <= m <= 12 else None
+    if kind == "cjk_day":
+        d = int(match.group(1))
+        return DateExpression(start, end, "day", day=d) if 1 <= d <= 31 else None
+    if kind == "year":
+        return DateExpression(start, end, "year", year=int(match.group(1)))
+    if kind == "weekday":
+        text = match.group(0)
+        for regex, num in patterns.weekday_lookup:
+            if regex.search(text):
+                return DateExpression(start, end, "weekday", weekday=num)
+        return None
+    month = _month_number(patterns, groups.get("m") or "")
+    if month is None:
+        return None
+    year = int(groups["y"]) if groups.get("y") else None
+    if kind in ("day_month", "month_day", "range_day_month"):
+        day = int(groups["d"])
+        if not _valid(year, month, day):
+            return None
+        if year is not None:
+            return DateExpression(start, end, "full", year, month, day)
+        return DateExpression(start, end, "day_month", month=month, day=day)
+    if kind == "month_year":
+        return DateExpression(start, end, "month_year", year=year, month=month)
+    if kind == "month":
+        return DateExpression(start, end, "month", month=month)
+    return None
+
+
+def _fmt_day(d: _date) -> str:
+    return d.isoformat()
+
+
+def _fmt_month(y: int, m: int) -> str:
+    return f"{y:04d}-{m:02d}"
+
+
+def resolve_expression(
+    expr: DateExpression,
+    published: _date | None,
+    published_has_year: bool = True,
+    tense_past: bool = True,
+    context_date: ResolvedDate | None = None,
+) -> ResolvedDate | None:
+    """Resolve one expression against the publication _date (news semantics).
+
+    ``context_date`` is the date the narrative is at (for "that day", "the previous day",
+    Korean 이날/전날); it falls back to publication.
+    """
+    anchor = published if (published is not None and published_has_year) else None
+    kind = expr.kind
+    if kind == "full" and expr.year and expr.month and expr.day:
+        return ResolvedDate(_fmt_day(_date(expr.year, expr.month, expr.day)), "day", "absolute")
+    if kind == "month_year" and expr.year and expr.month:
+        return ResolvedDate(_fmt_month(expr.year, expr.month), "month", "absolute")
+    if kind == "year" and expr.year:
+        return ResolvedDate(f"{expr.year:04d}", "year", "absolute")
+    if kind == "season":
+        assert expr.season is not None
+        middle = _SEASON_MIDDLE_MONTH[expr.season]
+        if expr.year:
+            return ResolvedDate(_fmt_month(expr.year, middle), "month", "season")
+        if anchor is None:
+            return None
+        year = anchor.year
+        if expr.last or (tense_past and middle > anchor.month):
+            year -= 1
+        if expr.last and middle < anchor.month and expr.season != "winter":
+            # "last autumn" said in April means the autumn of the previous year (done above);
+            # said in December it still means the previous year's autumn.
+            pass
+        return ResolvedDate(_fmt_month(year, middle), "month", "season")
+    if anchor is None:
+        return _resolve_without_anchor(expr, context_date)
+    if kind == "day_month" and expr.month and expr.day:
+        return _resolve_day_month(expr.month, expr.day, anchor, tense_past)
+    if kind == "month" and expr.month:
+        year = anchor.year
+        if expr.last or (tense_past and expr.month > anchor.month):
+            year -= 1
+        elif not tense_past and expr.month < anchor.month:
+            year += 1
+        return ResolvedDate(_fmt_month(year, expr.month), "month", "month_in_year")
+    if kind == "day" and expr.day:
+        base = (
+            context_date.first_day()
+            if context_date and context_date.precision != "year"
+            else anchor
+        )
+        y, m = base.year, base.month
+        if tense_past and expr.day > base.day and base == anchor:
+            m -= 1
+            if m == 0:
+                y, m = y - 1, 12
+        if not _valid(y, m, expr.day):
+            return None
+        return ResolvedDate(_fmt_day(_date(y, m, expr.day)), "day", "day_of_month")
+    if kind == "weekday" and expr.weekday is not None:
+        if tense_past:
+            delta = (anchor.weekday() - expr.weekday) % 7
+            return ResolvedDate(_fmt_day(anchor - timedelta(days=delta)), "day", "weekday")
+        delta = (expr.weekday - anchor.weekday()) % 7
+        return ResolvedDate(_fmt_day(anchor + timedelta(days=delta)), "day", "weekday_future")
+    if kind == "relative" and expr.relative:
+        return _resolve_relative(expr.relative, anchor, context_date)
+    return None
+
+
+def _resolve_day_month(month: int, day: int, anchor: _date, tense_past: bool) -> ResolvedDate:
+    candidate = _date(anchor.year, month, day) if _valid(anchor.year, month, day) else None
+    if candidate is None:  # 29 February in a common year
+        candidate = _date(anchor.year, month, 28)
+    if tense_past and candidate > anchor:
+        previous = (
+            candidate.replace(year=candidate.year - 1)
+            if _valid(candidate.year - 1, month, day)
+            else _date(candidate.year - 1, month, 28)
+        )
+        if (anchor - previous).days <= MAX_PREVIOUS_YEAR_GAP_DAYS:
+            return ResolvedDate(_fmt_day(previous), "day", "day_month_previous_year")
+        # A past event cannot postdate its report: the text is wrong about the day.
+        return ResolvedDate(_fmt_month(anchor.year, anchor.month), "month", "published_fallback")
+    return ResolvedDate(_fmt_day(candidate), "day", "day_month")
+
+
+def _resolve_relative(
+    meaning: str, anchor: _date, context_date: ResolvedDate | None
+) -> ResolvedDate | None:
+    context_day = (
+        context_date.first_day()
+        if context_date is not None and context_date.precision == "day"
+        else None
+    )
+    if meaning == "today":
+        return ResolvedDate(_fmt_day(anchor), "day", "relative_today")
+    if meaning == "yesterday":
+        return ResolvedDate(_fmt_day(anchor - timedelta(days=1)), "day", "relative_yesterday")
+    if meaning == "previous_day":
+        base = context_day or anchor
+        return ResolvedDate(_fmt_day(base - timedelta(days=1)), "day", "relative_previous_day")
+    if meaning == "same_day":
+        base = context_day or anchor
+        return ResolvedDate(_fmt_day(base), "day", "relative_same_day")
+    if meaning == "last_week":
+        week = anchor - timedelta(days=7)
+        return ResolvedDate(_fmt_month(week.year, week.month), "month", "relative_week")
+    if meaning == "last_month":
+        y, m = (anchor.year, anchor.month - 1) if anchor.month > 1 else (anchor.year - 1, 12)
+        return ResolvedDate(_fmt_month(y, m), "month", "relative_month")
+    if meaning == "this_month":
+        return ResolvedDate(_fmt_month(anchor.year, anchor.month), "month", "relative_month")
+    if meaning == "last_year":
+        return ResolvedDate(f"{anchor.year - 1:04d}", "year", "relative_year")
+    if meaning == "this_year":
+        return ResolvedDate(f"{anchor.year:04d}", "year", "relative_year")
+    return None
+
+
+def _resolve_without_anchor(
+    expr: DateExpression, context_date: ResolvedDate | None
+) -> ResolvedDate | None:
+    """Without a dated publication only the text (or the narrative's own date) fixes a year."""
+    if context_date is None or context_date.precision == "year":
+        return None
+    base = context_date.first_day()
+    if expr.kind == "relative" and expr.relative in ("same_day", "today"):
+        return context_date if context_date.precision == "day" else None
+    if expr.kind == "relative" and expr.relative in ("previous_day", "yesterday"):
+        if context_date.precision != "day":
+            return None
+        return ResolvedDate(_fmt_day(base - timedelta(days=1)), "day", "relative_previous_day")
+    if expr.kind == "day_month" and expr.month and expr.day:
+        return _resolve_day_month(expr.month, expr.day, _end_of(context_date), True)
+    if (
+        expr.kind == "day"
+        and expr.day
+        and context_date.precision in ("day", "month")
+        and _valid(base.year, base.month, expr.day)
+    ):
+        return ResolvedDate(_fmt_day(_date(base.year, base.month, expr.day)), "day", "day_of_month")
+    return None
+
+
+def _end_of(resolved: ResolvedDate) -> _date:
+    first = resolved.first_day()
+    if resolved.precision == "day":
+        return first
+    if resolved.precision == "month":
+        nxt = _date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+        return nxt - timedelta(days=1)
+    return _date(first.year, 12, 31)
+
+
+_PRECISION_RANK = {"day": 3, "month": 2, "year": 1}
+
+
+def resolve_event_date(
+    sentence: str,
+    lang: str,
+    published: datetime | _date | None,
+    published_has_year: bool = True,
+    tense_past: bool = True,
+    context_date: ResolvedDate | None = None,
+) -> ResolvedDate | None:
+    """The event date a sentence states, or None when it states none that can be resolved.
+
+    With several expressions the most precise one wins (earliest on ties).
+    """
+    pub = published.date() if isinstance(published, datetime) else published
+    best: ResolvedDate | None = None
+    for expr in find_date_expressions(sentence, lang):
+        resolved = resolve_expression(expr, pub, published_has_year, tense_past, context_date)
+        if resolved is None:
+            continue
+        if best is None or _PRECISION_RANK[resolved.precision] > _PRECISION_RANK[best.precision]:
+            best = resolved
+    return best
+
+
+def published_day(published: datetime | _date | None) -> _date | None:
+    """The calendar day of a publication time (UTC), or None."""
+    if published is None:
+        return None
+    return published.date() if isinstance(published, datetime) else published

@@ -1,0 +1,1238 @@
+"""Stream stage 2 (pure logic): Russia–DPRK developments reported by a clean article.
+
+For every sentence the extractor finds actors (gazetteer), event triggers (per-language
+lexicons in ``data/triggers.yaml``) and date expressions, then decides for each trigger:
+
+* modality — future plans, speculation and negation are not facts: they are dropped, except
+  triggers that are intents by meaning (promises, invitations) and plans an actor announces in
+  a statement, which become statements (CAMEO 01);
+* the event date — the nearest date expression of its own; a date attached to the speech verb
+  ("said Thursday") dates the report and only bounds the event; otherwise the narrative or
+  publication date.  Nouns that merely name an event ("the summit") need a date of their own;
+* source and target — the speaker of a quote is the source of a statement ("“We condemn …,”
+  Kirby said"); otherwise the subject before the trigger and the first actor of another
+  country; pronoun subjects and Korean zero subjects continue the previous sentence;
+* relevance — both Russia and the DPRK must take part, or a third party acts on them;
+  meetings and uses of force must be between the two;
+* background — history and context markers, or dates well before publication.
+
+Mentions are deduplicated per article: one per (code, date, countries), keeping the best quote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schemas.models import CleanArticle, EventMention, Place
+from streams.dates import (
+    DateExpression,
+    ResolvedDate,
+    find_date_expressions,
+    resolve_expression,
+)
+from streams.gazetteer import (
+    SUBSTRING_LANGS,
+    ActorEntry,
+    Gazetteer,
+    GazetteerMatch,
+    PlaceEntry,
+    Token,
+    get_gazetteer,
+    morph_tag,
+    tokenize,
+)
+
+DATA_DIR = Path(__file__).parent / "data"
+TRIGGERS_PATH = DATA_DIR / "triggers.yaml"
+_DATA_FILES = (
+    "actors.yaml",
+    "places.yaml",
+    "triggers.yaml",
+    "dates.yaml",
+    "goldstein.yaml",
+    "tone.yaml",
+)
+
+DYAD = frozenset({"RUS", "PRK"})
+INTERNATIONAL_BODIES = frozenset({"UNO", "NATO", "EU", "EUR"})
+
+#: How many words before a trigger modality and negation cues may stand.
+MODALITY_WINDOW = 4
+NEGATION_WINDOW = 3
+#: How far (characters) a date may stand from a noun trigger ("the summit on 13 September").
+NOUN_DATE_REACH = 25
+#: Days before publication after which an event counts as background context.
+BACKGROUND_AFTER_DAYS = 45
+
+
+def _data_hash() -> str:
+    digest = hashlib.sha1()
+    for name in _DATA_FILES:
+        path = DATA_DIR / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
+EXTRACTOR_VERSION = f"0.3.0+{_data_hash()}"
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence with its position; ``paragraph`` groups sentences of one paragraph."""
+
+    index: int
+    text: str
+    start: int
+    paragraph: int
+    is_title: bool = False
+
+
+_ABBREVIATION_WORDS = (
+    "u.s u.n n s mr mrs ms dr st sept sep oct nov dec jan feb aug apr gen lt col no vs etc "
+    "г гг т д им ул ст тыс млн млрд др пр см н э р ж"
+)
+_ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
+_BOUNDARY_RE = re.compile(
+    r"(?<=[.!?…。])([\"'”»“)\]]*)(\s+|(?=[\"«“„(]?[A-ZА-ЯЁІЇЄҐ]))", re.UNICODE
+)
+
+
+def split_sentences(text: str, lang: str = "en") -> list[Sentence]:
+    """Split text into sentences; short sentences are kept (Korean sentences are short).
+
+    Paragraphs (line breaks) always split.  Inside a paragraph a sentence ends at . ! ? …
+    (plus closing quotes) before whitespace or a capital letter, except after abbreviations
+    and initials ("U.S.", "N. Korea"); glued sentences ("(ISW).Пока") are split too.
+    """
+    sentences: list[Sentence] = []
+    offset = 0
+    paragraph = 0
+    for line in text.split("\n"):
+        line_start = offset
+        offset += len(line) + 1
+        if not line.strip():
+            continue
+        pieces = _split_line(line)
+        for piece_start, piece in pieces:
+            stripped = piece.strip()
+            if not stripped:
+                continue
+            lead = len(piece) - len(piece.lstrip())
+            sentences.append(
+                Sentence(len(sentences), stripped, line_start + piece_start + lead, paragraph)
+            )
+        paragraph += 1
+    return sentences
+
+
+def _split_line(line: str) -> list[tuple[int, str]]:
+    pieces: list[tuple[int, str]] = []
+    start = 0
+    for m in _BOUNDARY_RE.finditer(line):
+        end = m.start(2) if m.group(2) else m.end(1)
+        before = line[start : m.start()].rstrip(".!?…。")
+        last_word = re.findall(r"[\w.]+$", before)
+        word = last_word[0].lower() if last_word else ""
+        if word.rstrip(".") in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            continue
+        glued_ok = re.search(r"(?:[a-zа-яёіїєґ]{3}|[)\"»”])$", before, re.IGNORECASE)
+        if not m.group(2) and not glued_ok:  # glued: require a real word before the dot
+            continue
+        if re.match(r"\s*[a-zа-яё0-9]", line[m.end() :]) and m.group(2):
+            # Lower-case continuation: not a sentence boundary ("approx. five").
+            continue
+        pieces.append((start, line[start:end]))
+        start = m.end()
+    pieces.append((start, line[start:]))
+    return pieces
+
+
+# --------------------------------------------------------------------------- lexicons
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    words: tuple[tuple[str, bool, bool], ...]  # (stem, exact, gap_before)
+    value: Any
+
+
+@dataclass(slots=True)
+class _PatternSet:
+    """Token-stem patterns (non-CJK) or substrings (CJK) mapped to values."""
+
+    by_prefix: dict[str, list[_Pattern]] = field(default_factory=dict)
+    substring_re: re.Pattern[str] | None = None
+    substring_values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, pattern: str, value: Any, lang: str) -> None:
+        if lang in SUBSTRING_LANGS:
+            self.substring_values.setdefault(pattern.lower(), value)
+            return
+        words: list[tuple[str, bool, bool]] = []
+        gap = False
+        for raw in pattern.split():
+            if raw == "_":
+                gap = True
+                continue
+            exact = raw.endswith("$")
+            body = raw.rstrip("$").lower()
+            for i, part in enumerate(t.text.lower() for t in tokenize(body)):
+                words.append((part, exact, gap if i == 0 else False))
+            gap = False
+        if words:
+            self.by_prefix.setdefault(words[0][0][:2], []).append(_Pattern(tuple(words), value))
+
+    def compile(self) -> None:
+        if self.substring_values:
+            keys = sorted(self.substring_values, key=len, reverse=True)
+            self.substring_re = re.compile("|".join(re.escape(k) for k in keys), re.IGNORECASE)
+
+    def find(
+        self, text: str, lowered: Sequence[str], tokens: Sequence[Token]
+    ) -> list[tuple[int, int, int, int, Any]]:
+        """Matches as (char start, char end, token start, token end, value)."""
+        out: list[tuple[int, int, int, int, Any]] = []
+        if self.substring_re is not None:
+            for m in self.substring_re.finditer(text):
+                value = self.substring_values.get(m.group(0).lower())
+                tok = _token_at(tokens, m.start())
+                out.append((m.start(), m.end(), tok, tok + 1, value))
+        if not self.by_prefix:
+            return out
+        for i, word in enumerate(lowered):
+            for pattern in self.by_prefix.get(word[:2], ()):
+                end = _match_words(pattern.words, lowered, i)
+                if end is not None:
+                    out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
+        return out
+
+
+def _token_at(tokens: Sequence[Token], char: int) -> int:
+    for i, tok in enumerate(tokens):
+        if tok.end > char:
+            return i
+    return max(0, len(tokens) - 1)
+
+
+def _word_ok(word: str, stem: str, exact: bool) -> bool:
+    return word == stem if exact else word.startswith(stem)
+
+
+def _match_words(
+    words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], i: int
+) -> int | None:
+    stem0, exact0, _ = words[0]
+    if not _word_ok(lowered[i], stem0, exact0):
+        return None
+    pos = i + 1
+    for stem_, exact, gap in words[1:]:
+        limit = pos + (5 if gap else 1)
+        found = None
+        for j in range(pos, min(limit, len(lowered))):
+            if _word_ok(lowered[j], stem_, exact):
+                found = j
+                break
+        if found is None:
+            return None
+        pos = found + 1
+    return pos
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    code: str
+    pos: str  # verb | noun
+    kind: str  # statement | meeting | confirm | criticism | intent | supply | deploy | force | ""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerMatch:
+    """A trigger found in a sentence."""
+
+    start: int
+    end: int
+    token_start: int
+    token_end: int
+    spec: TriggerSpec
+    surface: str
+
+
+CUE_NAMES = (
+    "future",
+    "modal",
+    "negation",
+    "speech",
+    "background",
+    "locative",
+    "pronoun",
+    "military_noun",
+    "government_noun",
+    "temporal_frame",
+    "complementizer",
+    "first_person",
+    "inchoative",
+    "dyad_reference",
+)
+
+
+@dataclass(slots=True)
+class _Lexicon:
+    triggers: _PatternSet
+    cues: dict[str, _PatternSet]
+
+
+@lru_cache(maxsize=1)
+def _trigger_data() -> dict[str, Any]:
+    with TRIGGERS_PATH.open(encoding="utf-8") as handle:
+        loaded: dict[str, Any] = yaml.safe_load(handle)
+    return loaded
+
+
+@lru_cache(maxsize=32)
+def _lexicon(lang: str) -> _Lexicon:
+    data = _trigger_data()
+    triggers = _PatternSet()
+    lex_lang = lang if any(lang in t for t in data["triggers"]) else "en"
+    for item in data["triggers"]:
+        spec = TriggerSpec(
+            str(item["code"]), str(item.get("pos", "verb")), str(item.get("kind", ""))
+        )
+        for pattern in item.get(lex_lang) or []:
+            triggers.add(str(pattern), spec, lex_lang)
+    triggers.compile()
+    cues: dict[str, _PatternSet] = {}
+    for name in CUE_NAMES:
+        cue_set = _PatternSet()
+        per_lang = data["cues"].get(name) or {}
+        for pattern in per_lang.get(lex_lang) or []:
+            cue_set.add(str(pattern), name, lex_lang)
+        cue_set.compile()
+        cues[name] = cue_set
+    return _Lexicon(triggers, cues)
+
+
+def match_triggers(
+    text: str, lang: str, tokens: Sequence[Token] | None = None
+) -> list[TriggerMatch]:
+    """Event triggers of a sentence; overlapping matches keep the longest."""
+    toks = list(tokens) if tokens is not None else tokenize(text)
+    lowered = [t.text.lower() for t in toks]
+    raw = _lexicon(lang).triggers.find(text, lowered, toks)
+    raw.sort(key=lambda m: (-(m[1] - m[0]), m[0]))
+    chosen: list[TriggerMatch] = []
+    for start, end, ts, te, spec in raw:
+        if any(not (end <= c.start or start >= c.end) for c in chosen):
+            continue
+        chosen.append(TriggerMatch(start, end, ts, te, spec, text[start:end]))
+    chosen.sort(key=lambda t: t.start)
+    return chosen
+
+
+# --------------------------------------------------------------------------- actors
+
+
+@dataclass(frozen=True, slots=True)
+class ActorMention:
+    """An actor in a sentence (a person, body, country, country adjective or metonym)."""
+
+    start: int
+    end: int
+    code: str
+    country: str
+    entity: str
+    token_start: int
+    is_adjective: bool = False
+
+
+@dataclass(slots=True)
+class _ArticleState:
+    """What earlier sentences established: named people (for bare surnames), context."""
+
+    named: dict[str, str] = field(default_factory=dict)  # surname group -> actor id
+    previous_actors: list[ActorMention] = field(default_factory=list)
+    previous_speaker: ActorMention | None = None
+    previous_paragraph: int = -1
+    context_date: ResolvedDate | None = None
+
+
+def recognize_actors(
+    sentence: str,
+    lang: str,
+    when: date | None = None,
+    tokens: Sequence[Token] | None = None,
+    gazetteer: Gazetteer | None = None,
+) -> tuple[list[ActorMention], list[PlaceEntry]]:
+    """Actors and places of one sentence, without article context."""
+    toks = list(tokens) if tokens is not None else tokenize(sentence)
+    gaz = gazetteer or get_gazetteer()
+    matches = gaz.match(sentence, lang, toks)
+    return _actors_from_matches(sentence, lang, toks, matches, gaz, when, _ArticleState())
+
+
+def _actors_from_matches(
+    sentence: str,
+    lang: str,
+    toks: Sequence[Token],
+    matches: Sequence[GazetteerMatch],
+    gaz: Gazetteer,
+    when: date | None,
+    state: _ArticleState,
+) -> tuple[list[ActorMention], list[PlaceEntry]]:
+    lex = _lexicon(lang)
+    lowered = [t.text.lower() for t in toks]
+    cue_tokens = {
+        name: _cue_token_set(lex.cues[name], sentence, lowered, toks)
+        for name in ("locative", "military_noun", "government_noun")
+    }
+    actors: list[ActorMention] = []
+    places: list[PlaceEntry] = []
+    for m in matches:
+        tok = m.token_start if m.token_start >= 0 else _token_at(toks, m.start)
+        tok_end = m.token_end if m.token_end >= 0 else tok + 1
+        target = m.target
+        if target.kind == "place":
+            place = gaz.places[target.ref]
+            places.append(place)
+            locative = _preceded_by(cue_tokens["locative"], tok, 2) or _cjk_locative(
+                sentence, m, lang
+            )
+            if place.metonym and not locative:
+                actors.append(
+                    ActorMention(m.start, m.end, place.metonym, place.country, place.id, tok)
+                )
+            continue
+        if target.kind == "dyad":
+            actors.append(ActorMention(m.start, m.end, "RUS", "RUS", "russia", tok))
+            actors.append(ActorMention(m.start, m.end, "PRK", "PRK", "north_korea", tok))
+            continue
+        if target.kind == "surname":
+            group = gaz.surnames[int(target.ref)]
+            nxt = toks[tok_end].text if tok_end < len(toks) else ""
+            if (
+                lang not in SUBSTRING_LANGS
+                and nxt[:1].isupper()
+                and toks[tok_end].start - m.end <= 2
+            ):
+                continue  # an unknown given name follows: another person of that family
+            actor_id = state.named.get(target.ref, group.default)
+            entry = gaz.actors.get(actor_id)
+            if entry is None:
+                continue
+            actors.append(_actor(entry, m, tok, when))
+            continue
+        if target.kind == "adjective":
+            country = target.ref
+            code = country
+            if _near(cue_tokens["military_noun"], tok_end, 3):
+                code = country + "MIL"
+            elif _near(cue_tokens["government_noun"], tok_end, 2):
+                code = country + "GOV"
+            actors.append(
+                ActorMention(m.start, m.end, code, country, country, tok, is_adjective=True)
+            )
+            continue
+        entry = gaz.actors[target.ref]
+        if entry.kind == "person":
+            for index, group in enumerate(gaz.surnames):
+                if entry.id in group.family:
+                    state.named[str(index)] = entry.id
+        mention = _actor(entry, m, tok, when)
+        if entry.kind == "country" and (
+            _near(cue_tokens["military_noun"], tok_end, 2)
+            or _preceded_by(cue_tokens["military_noun"], tok, 2)
+        ):
+            mention = ActorMention(
+                m.start, m.end, entry.country + "MIL", entry.country, entry.id, tok
+            )
+        actors.append(mention)
+    return actors, places
+
+
+def _actor(entry: ActorEntry, m: GazetteerMatch, tok: int, when: date | None) -> ActorMention:
+    code = entry.code_at(when)
+    country = code if code in ("NATO", "UNO", "EU") else code[:3]
+    return ActorMention(m.start, m.end, code, country, entry.id, tok)
+
+
+def _cjk_locative(sentence: str, m: GazetteerMatch, lang: str) -> bool:
+    if lang not in SUBSTRING_LANGS:
+        return False
+    after = sentence[m.end : m.end + 3]
+    return after.startswith(("에서", "에 ", "으로", "로 ", "까지", "공항", "에", "で", "に", "在"))
+
+
+def _cue_token_set(
+    cues: _PatternSet, text: str, lowered: Sequence[str], toks: Sequence[Token]
+) -> set[int]:
+    out: set[int] = set()
+    for _s, _e, ts, te, _v in cues.find(text, lowered, toks):
+        out.update(range(ts, te))
+    return out
+
+
+def _preceded_by(cue_tokens: set[int], tok: int, window: int) -> bool:
+    return any((tok - k) in cue_tokens for k in range(1, window + 1))
+
+
+def _near(cue_tokens: set[int], tok_end: int, window: int) -> bool:
+    return any((tok_end + k) in cue_tokens for k in range(0, window))
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(slots=True)
+class _Candidate:
+    sentence: Sentence
+    trigger: TriggerMatch
+    code: str
+    source: ActorMention
+    target: ActorMention
+    actors: list[str]
+    date: ResolvedDate
+    background: bool
+    places: list[PlaceEntry]
+    entities: list[str]
+    explicit_date: bool
+    score: float
+
+
+@dataclass(slots=True)
+class _SentenceAnalysis:
+    text: str
+    tokens: list[Token]
+    lowered: list[str]
+    cues: dict[str, list[tuple[int, int, int, int]]]  # name -> (cs, ce, ts, te)
+    quotes: list[tuple[int, int]]
+
+
+_QUOTE_RE = re.compile(r"“[^”]{3,}”|«[^»]{3,}»|„[^“”]{3,}[“”]|\"[^\"]{3,}\"|‘[^’]{12,}’")
+
+
+def _analyse(text: str, lang: str) -> _SentenceAnalysis:
+    toks = tokenize(text)
+    lowered = [t.text.lower() for t in toks]
+    lex = _lexicon(lang)
+    cues: dict[str, list[tuple[int, int, int, int]]] = {}
+    for name in CUE_NAMES:
+        cues[name] = [
+            (s, e, ts, te) for s, e, ts, te, _ in lex.cues[name].find(text, lowered, toks)
+        ]
+    quotes = [m.span() for m in _QUOTE_RE.finditer(text)]
+    return _SentenceAnalysis(text, toks, lowered, cues, quotes)
+
+
+def analysis_text(analysis: _SentenceAnalysis) -> str:
+    return analysis.text
+
+
+def _in_quote(quotes: Sequence[tuple[int, int]], pos: int) -> bool:
+    return any(s <= pos < e for s, e in quotes)
+
+
+def extract_events(article: CleanArticle) -> list[EventMention]:
+    """The Russia–DPRK developments an article reports, one mention per event."""
+    gaz = get_gazetteer()
+    lang = (article.lang or "en").lower()
+    anchor, anchor_source = _publication_anchor(article, lang)
+    sentences = _article_sentences(article, lang)
+    state = _ArticleState()
+    candidates: list[_Candidate] = []
+    for sentence in sentences:
+        candidates.extend(_sentence_events(sentence, lang, anchor, anchor_source, gaz, state))
+    chosen = _dedupe(candidates)
+    return [_to_mention(article, c, anchor_source) for c in chosen]
+
+
+def _article_sentences(article: CleanArticle, lang: str) -> list[Sentence]:
+    sentences = split_sentences(article.text, lang)
+    title = (article.title or "").strip()
+    if not title:
+        return sentences
+    probe = title[:60].lower()
+    for i, sentence in enumerate(sentences[:3]):
+        if probe and probe in sentence.text.lower():
+            sentences[i] = Sentence(
+                sentence.index, sentence.text, sentence.start, sentence.paragraph, True
+            )
+            return sentences
+    return [Sentence(-1, title, -1, -1, is_title=True), *sentences]
+
+
+def _publication_anchor(article: CleanArticle, lang: str) -> tuple[date | None, str]:
+    """The day relative dates count from, and where it came from.
+
+    Without a publication time (an ingest time does not count) the text may still fix it:
+    the latest full date it prints (a dateline or caption), or a weekday named together with
+    a day and month ("reported on Monday" + "15 August"), which admits only certain years.
+    """
+    # An ingest time is not a publication time (a replayed archive is ingested years later).
+    trusted = article.published_source != "ingest"
+    if article.published is not None and article.published_has_year and trusted:
+        if _month_only(article.published):
+            return article.published.date(), article.published_source + ":month"
+        return article.published.date(), article.published_source
+    text = (article.title or "") + "\n" + article.text
+    full: list[date] = []
+    partial: list[DateExpression] = []
+    weekdays: list[int] = []
+    years: list[int] = []
+    for expr in find_date_expressions(text, lang):
+        if expr.kind == "full" and expr.year and expr.month and expr.day:
+            full.append(date(expr.year, expr.month, expr.day))
+        elif expr.kind == "day_month":
+            partial.append(expr)
+        elif expr.kind == "weekday" and expr.weekday is not None:
+            weekdays.append(expr.weekday)
+        if expr.year:
+            years.append(expr.year)
+    if full:
+        return max(full), "text"
+    if article.published is not None and partial:
+        # Month and day known, year not: keep the publication's month/day only if the text's
+        # own dates agree; without a year nothing can be dated.
+        pass
+    if len(partial) == 1 and len(set(weekdays)) == 1 and years:
+        expr = partial[0]
+        assert expr.month is not None and expr.day is not None
+        floor = max(years)
+        for year in range(floor, floor + 15):
+            try:
+                candidate = date(year, expr.month, expr.day)
+            except ValueError:
+                continue
+            if candidate.weekday() == weekdays[0]:
+                return candidate, "text_weekday"
+    return None, "none"
+
+
+def _month_only(published: datetime) -> bool:
+    """A publication time of exactly midnight on the 1st is a month given without a day."""
+    return published.day == 1 and (published.hour, published.minute, published.second) == (0, 0, 0)
+
+
+def _sentence_events(
+    sentence: Sentence,
+    lang: str,
+    anchor: date | None,
+    anchor_source: str,
+    gaz: Gazetteer,
+    state: _ArticleState,
+) -> list[_Candidate]:
+    text = sentence.text
+    analysis = _analyse(text, lang)
+    toks = analysis.tokens
+    matches = gaz.match(text, lang, toks)
+    actors, places = _actors_from_matches(text, lang, toks, matches, gaz, anchor, state)
+    triggers = match_triggers(text, lang, toks)
+    new_paragraph = sentence.paragraph != state.previous_paragraph
+    cue_tok = {
+        name: {t for _, _, ts, te in spans for t in range(ts, te)}
+        for name, spans in analysis.cues.items()
+    }
+    pronoun_start = (
+        any(t <= 2 for t in cue_tok["pronoun"])
+        or (lang in SUBSTRING_LANGS and bool(analysis.cues["pronoun"]))
+        or bool(analysis.cues["dyad_reference"])
+    )
+    # Date expressions of the sentence; those next to a speech verb date the report.
+    expressions = find_date_expressions(text, lang)
+    speech_spans = [(s, e) for s, e, _, _ in analysis.cues["speech"]]
+    report_exprs = [
+        x
+        for x in expressions
+        if any(abs(x.start - e) <= 4 or abs(s - x.end) <= 4 for s, e in speech_spans)
+        or (_DATELINE_RE.match(text[x.end : x.end + 12]) is not None and x.start < 80)
+    ]
+    own_exprs = [x for x in expressions if x not in report_exprs]
+    speaker = _find_speaker(text, analysis, actors, state)
+    candidates: list[_Candidate] = []
+    own_exprs = [x for x in own_exprs if not _SINCE_RE.search(text[max(0, x.start - 12) : x.start])]
+    assigned = _assign_dates(triggers, own_exprs, lang in SUBSTRING_LANGS)
+    sentence_dates: list[ResolvedDate] = []
+    criticism_end = -1
+    confirm_end = -1
+    for trig in triggers:
+        spec = trig.spec
+        if spec.kind == "criticism":
+            criticism_end = trig.end if criticism_end < 0 else criticism_end
+        if spec.kind == "confirm":
+            confirm_end = trig.end if confirm_end < 0 else confirm_end
+    verb_roots = {t.spec.code[:2] for t in triggers if t.spec.pos == "verb"}
+    month_only = anchor_source.endswith(":month")
+    for trig in triggers:
+        spec = trig.spec
+        code = spec.code
+        in_quote = _in_quote(analysis.quotes, trig.start)
+        if spec.pos == "noun" and code[:2] in verb_roots:
+            continue  # "arrived ... for a three-day visit": the noun restates the verb's event
+        # Modality and negation.
+        negated = _negated(trig, analysis, lang, text)
+        if negated and code != "0312":
+            continue
+        future = _is_future(trig, analysis, lang, text, cue_tok)
+        material = spec.kind in ("supply", "deploy", "meeting") or code.startswith(
+            ("06", "07", "15")
+        )
+        if material and criticism_end >= 0 and trig.start >= criticism_end and not in_quote:
+            continue  # the object of a criticism or accusation, not a separate event
+        if spec.kind != "intent" and future:
+            if speaker is not None and not code.startswith(("01", "02", "10", "11", "12", "13")):
+                code = "010"  # an actor announces a plan or expectation: a statement
+            else:
+                continue
+        expr = assigned.get(id(trig))
+        explicit = expr is not None
+        if (
+            spec.kind in ("supply", "deploy")
+            and not explicit
+            and code == spec.code
+            and (_ongoing(trig, analysis, lang) or _embedded(trig, analysis))
+        ):
+            continue  # an ongoing state or a restated claim, not a dated development
+        resolved: ResolvedDate | None = None
+        if expr is not None:
+            resolved = resolve_expression(expr, anchor, True, not future, state.context_date)
+        if (
+            resolved is None
+            and confirm_end >= 0
+            and trig.start > confirm_end
+            and spec.kind != "confirm"
+        ):
+            continue  # restated inside a confirmation without a date of its own
+        if resolved is None and assigned and spec.pos == "verb" and not future:
+            # Another verb of the sentence carries its date: the sentence tells one moment.
+            shared = next(iter(assigned.values()))
+            resolved = resolve_expression(shared, anchor, True, True, state.context_date)
+        if resolved is None:
+            if spec.pos == "noun":
+                continue  # a noun naming an event needs a date of its own
+            if confirm_end >= 0 and trig.start > confirm_end and spec.kind != "confirm":
+                continue  # restated in a confirmation without its own date
+            resolved = _fallback_date(
+                report_exprs, anchor, state, pronoun_start, new_paragraph, future
+            )
+        if resolved is None:
+            continue
+        if month_only and resolved.precision == "day" and resolved.source != "absolute":
+            resolved = ResolvedDate(resolved.date[:7], "month", resolved.source + ":month_anchor")
+        if explicit and resolved.source not in ("published_fallback",):
+            sentence_dates.append(resolved)
+        event_day = resolved.first_day()
+        actor_list = _actors_for_event(
+            actors, state, pronoun_start or code == "057", lang, new_paragraph, text
+        )
+        if not actor_list:
+            continue
+        event_actors = [_recode(a, event_day, gaz) for a in actor_list]
+        src, tgt, involved = _assign_roles(
+            trig,
+            spec,
+            code,
+            event_actors,
+            speaker if (in_quote or speaker is not None) else None,
+            places,
+            analysis,
+            lang,
+        )
+        if src is None or tgt is None:
+            continue
+        if spec.kind == "force" and (tgt.start < trig.end or src.start < 0):
+            continue  # a use of force needs both sides named in the sentence
+        if not _relevant(spec, code, src, tgt, involved):
+            continue
+        background = _is_background(resolved, anchor, analysis, trig)
+        entities = sorted(
+            {gaz.actors[a.entity].name if a.entity in gaz.actors else a.entity for a in involved}
+        )
+        score = (
+            (2.0 if explicit else 0.0)
+            + len({a.country for a in involved})
+            + (-1.0 if sentence.is_title else 0.0)
+            + (0.5 if spec.pos == "verb" else 0.0)
+        )
+        candidates.append(
+            _Candidate(
+                sentence,
+                trig,
+                code,
+                src,
+                tgt,
+                _ordered_codes(src, tgt, involved),
+                resolved,
+                background,
+                places,
+                entities,
+                explicit,
+                score,
+            )
+        )
+    # Narrative state for the next sentence.
+    if sentence_dates:
+        state.context_date = max(sentence_dates, key=lambda d: (d.precision == "day", d.date))
+    elif new_paragraph:
+        state.context_date = None
+    if actors:
+        state.previous_actors = actors
+    if speaker is not None:
+        state.previous_speaker = speaker
+    state.previous_paragraph = sentence.paragraph
+    return candidates
+
+
+_SINCE_RE = re.compile(
+    r"(?:\bsince|\bdepuis|\bseit|\bс|\bот|\bз|\bіз|\bdesde|\bod)\s*$", re.IGNORECASE
+)
+_DATELINE_RE = re.compile(r"\s*(?:\(|/|--|—|–|\.\s*/|\.\s*\()")
+_ONGOING_EN_RE = re.compile(r"\b(?:is|are|has been|have been)\s+(?:\w+\s+)?$", re.IGNORECASE)
+
+
+def _ongoing(trig: TriggerMatch, analysis: _SentenceAnalysis, lang: str) -> bool:
+    """Present-tense, ongoing supply or deployment ("is supplying", "поставляет")."""
+    if lang == "en":
+        toks = analysis.tokens
+        word = analysis.lowered[trig.token_start]
+        if word.endswith("ing"):
+            before = (
+                " ".join(analysis.lowered[max(0, trig.token_start - 2) : trig.token_start]) + " "
+            )
+            return bool(_ONGOING_EN_RE.search(before)) or trig.token_start == 0 or not toks
+        return word.endswith("ies") or (word.endswith("s") and not word.endswith("ss"))
+    if lang in ("ru", "uk"):
+        tag = morph_tag(analysis.tokens[trig.token_start].text, lang)
+        return "pres" in tag
+    return False
+
+
+def _embedded(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:
+    """The trigger sits in the content clause of a statement ("X stated that ...")."""
+    speech_before = [e for s, e, _, _ in analysis.cues["speech"] if e <= trig.start]
+    if not speech_before:
+        return False
+    last = max(speech_before)
+    return any(last <= s < trig.start for s, _, _, _ in analysis.cues["complementizer"])
+
+
+def _assign_dates(
+    triggers: Sequence[TriggerMatch], exprs: Sequence[DateExpression], verb_final: bool = False
+) -> dict[int, DateExpression]:
+    """Each date expression dates the nearest trigger (verbs win ties); one trigger, one date.
+
+    In verb-final languages (Korean, Japanese) a date precedes the verb of its clause.
+    """
+    out: dict[int, DateExpression] = {}
+    if not triggers:
+        return out
+    for expr in exprs:
+
+        def distance(t: TriggerMatch, x: DateExpression = expr) -> tuple[int, int]:
+            if x.end <= t.start:
+                gap = t.start - x.end + (0 if verb_final else 10)  # adjuncts follow verbs
+            elif t.end <= x.start:
+                gap = 10_000 if verb_final else x.start - t.end
+            else:
+                gap = 0
+            if t.spec.pos == "noun":
+                gap = gap + 25 if gap <= NOUN_DATE_REACH else 10_000
+            return (gap, 0 if t.spec.pos == "verb" else 1)
+
+        best = min(triggers, key=distance)
+        if distance(best, expr)[0] >= 10_000:
+            continue
+        current = out.get(id(best))
+        if current is None or distance(best, expr) < distance(best, current):
+            out[id(best)] = expr
+    return out
+
+
+def _fallback_date(
+    report_exprs: Sequence[DateExpression],
+    anchor: date | None,
+    state: _ArticleState,
+    pronoun_start: bool,
+    new_paragraph: bool,
+    future: bool,
+) -> ResolvedDate | None:
+    for expr in report_exprs:
+        resolved = resolve_expression(expr, anchor, True, True, state.context_date)
+        if resolved is not None:
+            return ResolvedDate(resolved.date, resolved.precision, "report_date")
+    if pronoun_start and not new_paragraph and state.context_date is not None:
+        return ResolvedDate(state.context_date.date, state.context_date.precision, "narrative")
+    if anchor is None:
+        return None
+    return ResolvedDate(anchor.isoformat(), "day", "published")
+
+
+def _negated(trig: TriggerMatch, analysis: _SentenceAnalysis, lang: str, text: str) -> bool:
+    spans = analysis.cues["negation"]
+    if lang in SUBSTRING_LANGS:
+        return any(trig.end <= s <= trig.end + 12 for s, _, _, _ in spans)
+    return any(
+        trig.token_start - NEGATION_WINDOW <= te - 1 < trig.token_start for _, _, _, te in spans
+    ) or any(trig.token_start <= ts < trig.token_end for _, _, ts, _ in spans)
+
+
+def _is_future(
+    trig: TriggerMatch,
+    analysis: _SentenceAnalysis,
+    lang: str,
+    text: str,
+    cue_tok: dict[str, set[int]],
+) -> bool:
+    if lang in SUBSTRING_LANGS:
+        return any(
+            trig.start - 2 <= s <= trig.end + 14
+            for name in ("future", "modal")
+            for s, _, _, _ in analysis.cues[name]
+        )
+    window = range(max(0, trig.token_start - MODALITY_WINDOW), trig.token_start)
+    # A modal cue counts only within its own clause: stop at a comma or a quote boundary.
+    clause_start = trig.start
+    while clause_start > 0 and text[clause_start - 1] not in ',;:—–«“"(':
+        clause_start -= 1
+    inchoative = cue_tok.get("inchoative", set())
+    for name in ("future", "modal"):
+        for cs, _, ts, te in analysis.cues[name]:
+            if te - 1 in window and cs >= clause_start:
+                if ts - 1 in inchoative or ts - 2 in inchoative:
+                    continue  # "began to supply": a fact
+                return True
+    if lang in ("ru", "uk"):
+        tag = morph_tag(analysis.tokens[trig.token_start].text, lang)
+        if "INFN" in tag and not _preceded_by(inchoative, trig.token_start, 2):
+            return True
+        if "futr" in tag:
+            return True
+    return False
+
+
+def _find_speaker(
+    text: str, analysis: _SentenceAnalysis, actors: Sequence[ActorMention], state: _ArticleState
+) -> ActorMention | None:
+    """The actor a sentence attributes speech to, if any (outside quotes, next to the verb)."""
+    speech = analysis.cues["speech"]
+    if not speech:
+        return None
+    outside = [a for a in actors if not _in_quote(analysis.quotes, a.start) and not a.is_adjective]
+    best: tuple[int, ActorMention] | None = None
+    complementizers = [cs for cs, _, _, _ in analysis.cues["complementizer"]]
+    for s, e, _ts, _te in speech:
+        if _in_quote(analysis.quotes, s):
+            continue
+        for a in outside:
+            if a.end <= s:
+                gap = s - a.end
+            else:
+                gap = a.start - e
+                # "said that North Korea ..." names the content, not the speaker
+                if gap > 30 or any(e <= c < a.start for c in complementizers):
+                    continue
+            if gap < 0 or gap > 60:
+                continue
+            if best is None or gap < best[0]:
+                best = (gap, a)
+    if best is not None:
+        return best[1]
+    pronoun = analysis.cues["pronoun"]
+    if pronoun and state.previous_speaker is not None:
+        return state.previous_speaker
+    if pronoun and state.previous_actors:
+        return next((a for a in state.previous_actors if not a.is_adjective), None)
+    return None
+
+
+def _actors_for_event(
+    actors: list[ActorMention],
+    state: _ArticleState,
+    pronoun_start: bool,
+    lang: str,
+    new_paragraph: bool,
+    text: str,
+) -> list[ActorMention]:
+    """Sentence actors, completed from the previous sentence when the subject continues."""
+    countries = {a.country for a in actors}
+    if countries >= DYAD:
+        return actors
+    inherit = pronoun_start or not actors or (lang in SUBSTRING_LANGS and not new_paragraph)
+    if inherit and state.previous_actors:
+        extra = [
+            a for a in state.previous_actors if a.country not in countries and not a.is_adjective
+        ]
+        extra += [a for a in state.previous_actors if a.country not in countries and a.is_adjective]
+        return [*actors, *(_relocated(a) for a in extra)]
+    return actors
+
+
+def _relocated(actor: ActorMention) -> ActorMention:
+    """An actor carried over from the previous sentence sits before this sentence's text."""
+    return ActorMention(-1, -1, actor.code, actor.country, actor.entity, -1, actor.is_adjective)
+
+
+def _recode(actor: ActorMention, when: date, gaz: Gazetteer) -> ActorMention:
+    entry = gaz.actors.get(actor.entity)
+    if entry is None or entry.kind != "person" or len(entry.roles) == 1:
+        return actor
+    code = entry.code_at(when)
+    return ActorMention(
+        actor.start,
+        actor.end,
+        code,
+        actor.country,
+        actor.entity,
+        actor.token_start,
+        actor.is_adjective,
+    )
+
+
+def _assign_roles(
+    trig: TriggerMatch,
+    spec: TriggerSpec,
+    code: str,
+    actors: Sequence[ActorMention],
+    speaker: ActorMention | None,
+    places: Sequence[PlaceEntry],
+    analysis: _SentenceAnalysis,
+    lang: str,
+) -> tuple[ActorMention | None, ActorMention | None, list[ActorMention]]:
+    in_quote = _in_quote(analysis.quotes, trig.start)
+    involved = list(actors)
+    # "We/our" inside a quote is the speaker's side.
+    if in_quote and speaker is not None and analysis.cues["first_person"]:
+        involved.append(speaker)
+    statement_like = spec.kind in (
+        "statement",
+        "criticism",
+        "confirm",
+        "intent",
+    ) or code.startswith("01")
+    source: ActorMention | None = None
+    if speaker is not None and statement_like and (in_quote or _after_speech(trig, analysis)):
+        source = speaker
+    if source is None:
+        # Prefer a named actor before the trigger (the subject), else the first actor; in a
+        # content clause ("X said that Y did") the subject follows the complementizer.
+        clause_start = max(
+            (s for s, _, _, _ in analysis.cues["complementizer"] if s < trig.start), default=-10
+        )
+        comma = trig.start
+        while comma > 0 and analysis_text(analysis)[comma - 1] not in ",;":
+            comma -= 1
+        before = (
+            [a for a in involved if clause_start < a.start < trig.start and a.start >= comma]
+            or [a for a in involved if clause_start < a.start < trig.start]
+            or [a for a in involved if a.start < trig.start]
+        )
+        named_before = [a for a in before if not a.is_adjective]
+        pool = named_before or before or [a for a in involved if not a.is_adjective] or involved
+        source = pool[0] if pool else None
+        if source is not None and before and source.is_adjective:
+            # A country adjective right before a person names that person's country.
+            source = before[0]
+    if source is None:
+        return None, None, involved
+    others = [a for a in involved if a.country != source.country]
+    cooperative = code[:2] in ("03", "04", "05", "06", "07", "08")
+    igo = [a for a in others if a.country in INTERNATIONAL_BODIES]
+    if code[:2] in ("10", "12") and igo:
+        return source, igo[0], involved  # a demand or veto addressed to an international body
+    if source.country in DYAD and cooperative:
+        # In this domain the counterpart of one side is, first of all, the other side.
+        counterpart = next(iter(DYAD - {source.country}))
+        others = sorted(others, key=lambda a: a.country != counterpart)
+    after = [a for a in others if a.start >= trig.end]
+    named_after = [a for a in after if not a.is_adjective]
+    if source.country in DYAD and cooperative and others and others[0].country in DYAD:
+        others = [a for a in others if a.country in DYAD]
+        named_after = [a for a in named_after if a.country in DYAD]
+        after = [a for a in after if a.country in DYAD]
+    pool_target = named_after or after or [a for a in others if not a.is_adjective] or others
+    target: ActorMention | None = pool_target[0] if pool_target else None
+    if target is None and spec.code == "042":
+        # The other side may be the destination: "Shoigu arrived in Pyongyang".
+        for place in places:
+            if place.country != source.country:
+                target = ActorMention(-1, -1, place.country, place.country, place.id, -1)
+                involved.append(target)
+                break
+    return source, target, involved
+
+
+def _after_speech(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:
+    """The trigger stands in the content of a statement ("X said that ..." / "..., X said")."""
+    return any(abs(trig.start - s) < 200 for s, _, _, _ in analysis.cues["speech"])
+
+
+def _relevant(
+    spec: TriggerSpec,
+    code: str,
+    src: ActorMention,
+    tgt: ActorMention,
+    involved: Sequence[ActorMention],
+) -> bool:
+    countries = {a.country for a in involved} | {src.country, tgt.country}
+    if not countries >= DYAD:
+        return False
+    pair = {src.country, tgt.country}
+    if spec.kind in ("meeting", "force") and code[:2] in ("04", "17", "18", "19", "20"):
+        return pair == DYAD
+    if pair == DYAD:
+        return True
+    if src.country in DYAD:
+        # Russia or the DPRK acting on an international body about the other (a veto).
+        return tgt.country in INTERNATIONAL_BODIES
+    # A third party acting on one side of the dyad, with the other side involved.
+    return tgt.country in DYAD
+
+
+def _ordered_codes(
+    src: ActorMention, tgt: ActorMention, involved: Sequence[ActorMention]
+) -> list[str]:
+    codes = [src.code, tgt.code]
+    for a in involved:
+        if a.code not in codes and (
+            a.country in DYAD
+            or a.country in INTERNATIONAL_BODIES
+            or a.country in (src.country, tgt.country)
+        ):
+            codes.append(a.code)
+    # A bare country code is redundant next to a more specific code of that country.
+    specific = {c[:3] for c in codes if len(c) > 3}
+    return [
+        c for c in codes if not (len(c) == 3 and c in specific and c not in (src.code, tgt.code))
+    ]
+
+
+def _is_background(
+    resolved: ResolvedDate, anchor: date | None, analysis: _SentenceAnalysis, trig: TriggerMatch
+) -> bool:
+    if anchor is not None:
+        if resolved.precision == "year":
+            if int(resolved.date) < anchor.year:
+                return True
+        elif (anchor - resolved.first_day()).days > BACKGROUND_AFTER_DAYS + (
+            31 if resolved.precision == "month" else 0
+        ):
+            return True
+    return bool(analysis.cues["background"])
+
+
+def _dedupe(candidates: Iterable[_Candidate]) -> list[_Candidate]:
+    """One mention per (code, date, countries) in an article; the title only adds news."""
+    best: dict[tuple[str, str, frozenset[str]], _Candidate] = {}
+    for cand in candidates:
+        key = (cand.code, cand.date.date, frozenset({cand.source.country, cand.target.country}))
+        current = best.get(key)
+        if current is None or cand.score > current.score:
+            best[key] = cand
+    chosen = list(best.values())
+    dated = [c for c in chosen if c.explicit_date and c.date.precision == "day"]
+
+    def restated(c: _Candidate) -> bool:
+        if c.explicit_date or c.date.precision != "day":
+            return False
+        day = c.date.first_day()
+        return any(
+            d.code == c.code
+            and (d.source.country, d.target.country) == (c.source.country, c.target.country)
+            and 0 < (day - d.date.first_day()).days <= 7
+            for d in dated
+        )
+
+    chosen = [c for c in chosen if not restated(c)]
+    body = [c for c in chosen if not c.sentence.is_title]
+    out = list(body)
+    for cand in chosen:
+        if cand.sentence.is_title:
+            countries = frozenset(c[:3] for c in cand.actors)
+            if not any(
+                b.code[:2] == cand.code[:2] and frozenset(c[:3] for c in b.actors) == countries
+                for b in body
+            ):
+                out.append(cand)
+    # A coarser date restating a finer one of the same event adds nothing.
+    final: list[_Candidate] = []
+    for cand in out:
+        countries = frozenset(c[:3] for c in cand.actors)
+        finer = [
+            o
+            for o in out
+            if o is not cand
+            and o.code == cand.code
+            and frozenset(c[:3] for c in o.actors) == countries
+            and len(o.date.date) > len(cand.date.date)
+            and o.date.date.startswith(cand.date.date)
+        ]
+        if not finer:
+            final.append(cand)
+    final.sort(key=lambda c: (c.sentence.index, c.trigger.start))
+    return final
+
+
+def _to_mention(article: CleanArticle, cand: _Candidate, anchor_source: str) -> EventMention:
+    code = cand.code
+    actors_key = "|".join(sorted(cand.actors))
+    mention_id = hashlib.sha1(
+        f"{article.id}|{code}|{actors_key}|{cand.date.date}".encode()
+    ).hexdigest()[:20]
+    places = [
+        Place(name=p.name, lat=p.lat, lon=p.lon, country=p.country)
+        for p in dict.fromkeys(cand.places)
+    ]
+    source = cand.date.source if cand.date.source != "published" else f"published:{anchor_source}"
+    return EventMention(
+        mention_id=mention_id,
+        article_id=article.id,
+        wire_id=article.duplicate_of or article.id,
+        url=article.url,
+        outlet=article.outlet,
+        lang=article.lang,
+        quote=cand.sentence.text,
+        sentence_index=max(cand.sentence.index, 0),
+        cameo_code=code,
+        cameo_root=code[:2],
+        source_actor=cand.source.code,
+        target_actor=cand.target.code,
+        actors=cand.actors,
+        date=cand.date.date,
+        date_precision=cand.date.precision,
+        date_source=source,
+        background=cand.background,
+        places=places,
+        entities=cand.entities,
+        published=article.published,
+        ingested_at=article.ingested_at,
+        extractor_version=EXTRACTOR_VERSION,
+    )
+
+
+def published_anchor(article: CleanArticle) -> date | None:
+    """The day an article's relative dates count from (public for the timeline stage)."""
+    return _publication_anchor(article, (article.lang or "en").lower())[0]
+
+
+__all__ = [
+    "EXTRACTOR_VERSION",
+    "ActorMention",
+    "Sentence",
+    "TriggerMatch",
+    "TriggerSpec",
+    "extract_events",
+    "match_triggers",
+    "published_anchor",
+    "recognize_actors",
+    "split_sentences",
+]

@@ -1,0 +1,429 @@
+"""Actor and place gazetteer: aliases per language matched lemma-aware.
+
+Matching works on word keys: the lower-cased surface form, its lemma (pymorphy3 for ru/uk,
+simplemma for bg) and a light suffix stem, so "Путина", "Ким Чен Ыну" or "Русия" find their
+entries without listing every case form.  Korean, Japanese and Chinese aliases are matched as
+substrings because particles glue onto nouns.  Everything is loaded once and precompiled;
+word keys are cached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+DATA_DIR = Path(__file__).parent / "data"
+ACTORS_PATH = DATA_DIR / "actors.yaml"
+PLACES_PATH = DATA_DIR / "places.yaml"
+
+#: Languages whose aliases are matched as substrings of the raw text.
+SUBSTRING_LANGS = frozenset({"ko", "ja", "zh"})
+
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+
+#: Inflectional endings stripped for the stem key (longest first); a stem keeps >= 2 letters.
+_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "ru": (
+        "ами",
+        "ями",
+        "ого",
+        "его",
+        "ому",
+        "ему",
+        "ыми",
+        "ими",
+        "ой",
+        "ей",
+        "ом",
+        "ем",
+        "ах",
+        "ях",
+        "ам",
+        "ям",
+        "ую",
+        "юю",
+        "ая",
+        "яя",
+        "ое",
+        "ее",
+        "ые",
+        "ие",
+        "ый",
+        "ий",
+        "а",
+        "я",
+        "у",
+        "ю",
+        "е",
+        "ы",
+        "и",
+        "о",
+    ),
+    "uk": (
+        "ами",
+        "ями",
+        "ого",
+        "ому",
+        "ими",
+        "ій",
+        "ою",
+        "ею",
+        "ом",
+        "ем",
+        "ах",
+        "ях",
+        "ам",
+        "ям",
+        "ий",
+        "а",
+        "я",
+        "у",
+        "ю",
+        "е",
+        "и",
+        "і",
+        "о",
+    ),
+    "bg": ("ският", "ската", "ското", "ските", "ият", "ът", "ят", "та", "то", "те", "а", "я"),
+    "en": ("ians", "s"),
+    "fr": ("es", "s", "e"),
+    "de": ("ischen", "ische", "ischer", "isches", "en", "er", "es", "em", "e", "n", "s"),
+    "es": ("es", "s", "a", "o"),
+    "it": ("i", "e", "a", "o"),
+    "pl": ("owi", "ami", "ach", "om", "em", "ie", "ą", "ę", "y", "i", "a", "u", "e"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A word of a text with its character offsets."""
+
+    text: str
+    start: int
+    end: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Words (``\\w+``) with offsets; hyphens and apostrophes separate words."""
+    return [
+        Token(m.group(0), m.start(), m.end())
+        for m in _WORD_RE.finditer(text)
+        # the possessive "'s" is no word ("North's Korean" must not read "S. Korean")
+        if not (m.group(0) in ("s", "S") and m.start() > 0 and text[m.start() - 1] in "'’")
+    ]
+
+
+@lru_cache(maxsize=4)
+def _morph(lang: str) -> Any:
+    import pymorphy3
+
+    return pymorphy3.MorphAnalyzer(lang=lang)
+
+
+@lru_cache(maxsize=200_000)
+def lemma(word: str, lang: str) -> str:
+    """The dictionary form of a word (lower case); the word itself when no lemmatizer applies."""
+    low = word.lower()
+    if lang in ("ru", "uk"):
+        return str(_morph(lang).parse(low)[0].normal_form)
+    if lang == "bg":
+        import simplemma
+
+        return str(simplemma.lemmatize(low, lang="bg")).lower()
+    return low
+
+
+@lru_cache(maxsize=200_000)
+def morph_tag(word: str, lang: str) -> str:
+    """pymorphy3's grammatical tag of the most likely parse (ru/uk), else ''."""
+    if lang not in ("ru", "uk"):
+        return ""
+    return str(_morph(lang).parse(word.lower())[0].tag)
+
+
+def stem(word: str, lang: str) -> str:
+    """A light suffix stem; abbreviations (all capitals) and short words stay whole."""
+    low = word.lower()
+    if word.isupper() or len(low) <= 3:
+        return low
+    for suffix in _SUFFIXES.get(lang, ()):
+        if low.endswith(suffix) and len(low) - len(suffix) >= 3:
+            return low[: -len(suffix)]
+    return low
+
+
+@lru_cache(maxsize=200_000)
+def word_keys(word: str, lang: str) -> frozenset[str]:
+    """Keys under which a word can match an alias word: surface, lemma, stem (lower case)."""
+    low = word.lower()
+    return frozenset({low, lemma(word, lang), stem(word, lang)})
+
+
+# --------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRole:
+    code: str
+    start: date | None = None
+    end: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActorEntry:
+    """A person, body or country with its CAMEO-style code (possibly changing over time)."""
+
+    id: str
+    kind: Literal["country", "body", "person"]
+    country: str
+    roles: tuple[ActorRole, ...]
+    name: str
+
+    def code_at(self, when: date | None) -> str:
+        """The actor code in force on ``when`` (the latest role when the day is unknown)."""
+        if when is not None:
+            for role in self.roles:
+                if (role.start is None or role.start <= when) and (
+                    role.end is None or when <= role.end
+                ):
+                    return role.code
+        return self.roles[-1].code
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceEntry:
+    id: str
+    name: str
+    country: str
+    lat: float
+    lon: float
+    metonym: str | None = None
+
+
+TargetKind = Literal["actor", "adjective", "place", "surname", "dyad"]
+
+
+@dataclass(frozen=True, slots=True)
+class AliasTarget:
+    kind: TargetKind
+    ref: str  # actor id, place id, country code (adjective) or surname group index
+
+
+@dataclass(frozen=True, slots=True)
+class SurnameGroup:
+    default: str
+    family: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GazetteerMatch:
+    """One alias found in a text."""
+
+    start: int
+    end: int
+    surface: str
+    target: AliasTarget
+    token_start: int = -1
+    token_end: int = -1
+
+
+@dataclass(slots=True)
+class _Index:
+    # first-word key -> list of (alias word key sets, target)
+    by_first: dict[str, list[tuple[tuple[frozenset[str], ...], AliasTarget]]] = field(
+        default_factory=dict
+    )
+    prefixes: set[str] = field(default_factory=set)
+    substring_re: re.Pattern[str] | None = None
+    substring_targets: dict[str, AliasTarget] = field(default_factory=dict)
+
+
+class Gazetteer:
+    """All actors and places, indexed per text language."""
+
+    def __init__(self, actors_data: dict[str, Any], places_data: dict[str, Any]) -> None:
+        self.actors: dict[str, ActorEntry] = {}
+        self.places: dict[str, PlaceEntry] = {}
+        self.surnames: list[SurnameGroup] = []
+        self._aliases: dict[str, list[tuple[str, AliasTarget]]] = {}
+        self._indexes: dict[str, _Index] = {}
+        self._load_actors(actors_data)
+        self._load_places(places_data)
+
+    # ----------------------------------------------------------------- loading
+    def _add_aliases(self, aliases: dict[str, Iterable[str]] | None, target: AliasTarget) -> None:
+        for lang, names in (aliases or {}).items():
+            for name in names:
+                self._aliases.setdefault(str(lang), []).append((str(name), target))
+
+    def _load_actors(self, data: dict[str, Any]) -> None:
+        for item in data.get("countries", []):
+            entry = ActorEntry(
+                item["id"], "country", item["code"], (ActorRole(item["code"]),), item["id"]
+            )
+            self.actors[entry.id] = entry
+            self._add_aliases(item.get("aliases"), AliasTarget("actor", entry.id))
+        for item in data.get("adjectives", []):
+            self._add_aliases(item.get("aliases"), AliasTarget("adjective", item["country"]))
+        for section, kind in (("bodies", "body"), ("people", "person")):
+            for item in data.get(section, []):
+                roles = _parse_roles(item)
+                name = _display_name(item)
+                entry = ActorEntry(item["id"], kind, item["country"], roles, name)  # type: ignore[arg-type]
+                self.actors[entry.id] = entry
+                self._add_aliases(item.get("aliases"), AliasTarget("actor", entry.id))
+        for index, item in enumerate(data.get("surnames", [])):
+            self.surnames.append(SurnameGroup(item["default"], tuple(item.get("family", []))))
+            self._add_aliases(item.get("aliases"), AliasTarget("surname", str(index)))
+        for lang, names in (data.get("dyad_compounds") or {}).items():
+            for name in names:
+                self._aliases.setdefault(str(lang), []).append(
+                    (str(name), AliasTarget("dyad", "RUS+PRK"))
+                )
+
+    def _load_places(self, data: dict[str, Any]) -> None:
+        for item in data.get("places", []):
+            place = PlaceEntry(
+                item["id"],
+                item["name"],
+                item["country"],
+                float(item["lat"]),
+                float(item["lon"]),
+                item.get("metonym"),
+            )
+            self.places[place.id] = place
+            self._add_aliases(item.get("aliases"), AliasTarget("place", place.id))
+
+    # ----------------------------------------------------------------- indexing
+    def _index(self, lang: str) -> _Index:
+        cached = self._indexes.get(lang)
+        if cached is not None:
+            return cached
+        index = _Index()
+        if lang in SUBSTRING_LANGS:
+            pairs = list(self._aliases.get(lang, []))
+            # Latin-script names (KCNA, NATO) also appear in CJK text.
+            pairs += [(a, t) for a, t in self._aliases.get("en", []) if a.isupper() and len(a) >= 3]
+            pairs.sort(key=lambda p: -len(p[0]))
+            for alias, target in pairs:
+                index.substring_targets.setdefault(alias.lower(), target)
+            if pairs:
+                index.substring_re = re.compile(
+                    "|".join(re.escape(a) for a, _ in pairs), re.IGNORECASE
+                )
+        else:
+            langs = [lang] if lang in self._aliases else list(self._aliases)
+            keyed: list[tuple[str, AliasTarget, str]] = []
+            for alias_lang in [*langs, "en"]:
+                for alias, target in self._aliases.get(alias_lang, []):
+                    keyed.append((alias, target, alias_lang if alias_lang in langs else lang))
+            for alias, target, key_lang in keyed:
+                words = [t.text for t in tokenize(alias)]
+                if not words:
+                    continue
+                keysets = tuple(word_keys(w, key_lang) for w in words)
+                for key in keysets[0]:
+                    index.by_first.setdefault(key, []).append((keysets, target))
+                    index.prefixes.add(key[:2])
+        self._indexes[lang] = index
+        return index
+
+    # ----------------------------------------------------------------- matching
+    def match(
+        self, text: str, lang: str, tokens: Sequence[Token] | None = None
+    ) -> list[GazetteerMatch]:
+        """All alias matches in ``text`` (longest match wins, no overlaps), in text order."""
+        index = self._index(lang)
+        if lang in SUBSTRING_LANGS:
+            return self._match_substrings(text, index)
+        toks = list(tokens) if tokens is not None else tokenize(text)
+        keys: list[frozenset[str] | None] = [None] * len(toks)
+
+        def keys_at(i: int) -> frozenset[str]:
+            got = keys[i]
+            if got is None:
+                got = word_keys(toks[i].text, lang)
+                keys[i] = got
+            return got
+
+        matches: list[GazetteerMatch] = []
+        i = 0
+        while i < len(toks):
+            word = toks[i].text.lower()
+            if word[:2] not in index.prefixes and not _any_prefix(keys_at(i), index.prefixes):
+                i += 1
+                continue
+            best: tuple[int, AliasTarget] | None = None
+            for key in keys_at(i):
+                for keysets, target in index.by_first.get(key, ()):
+                    n = len(keysets)
+                    if i + n > len(toks) or (best is not None and n <= best[0]):
+                        continue
+                    if all(keysets[j] & keys_at(i + j) for j in range(1, n)):
+                        best = (n, target)
+            if best is None:
+                i += 1
+                continue
+            n, target = best
+            start, end = toks[i].start, toks[i + n - 1].end
+            matches.append(GazetteerMatch(start, end, text[start:end], target, i, i + n))
+            i += n
+        return matches
+
+    def _match_substrings(self, text: str, index: _Index) -> list[GazetteerMatch]:
+        if index.substring_re is None:
+            return []
+        out: list[GazetteerMatch] = []
+        for m in index.substring_re.finditer(text):
+            target = index.substring_targets.get(m.group(0).lower())
+            if target is not None:
+                out.append(GazetteerMatch(m.start(), m.end(), m.group(0), target))
+        return out
+
+    def country_of(self, code: str) -> str:
+        """An actor code's country: its first three letters (NATO and UNO stay whole)."""
+        return code if code in ("NATO", "UNO") else code[:3]
+
+
+def _any_prefix(keys: frozenset[str], prefixes: set[str]) -> bool:
+    return any(k[:2] in prefixes for k in keys)
+
+
+def _parse_date(value: Any) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def _parse_roles(item: dict[str, Any]) -> tuple[ActorRole, ...]:
+    if "roles" in item:
+        return tuple(
+            ActorRole(r["code"], _parse_date(r.get("from")), _parse_date(r.get("until")))
+            for r in item["roles"]
+        )
+    return (ActorRole(item["code"]),)
+
+
+def _display_name(item: dict[str, Any]) -> str:
+    aliases = item.get("aliases") or {}
+    english = aliases.get("en") or []
+    return str(english[0]) if english else str(item["id"])
+
+
+@lru_cache(maxsize=1)
+def get_gazetteer() -> Gazetteer:
+    """The process-wide gazetteer (loaded once)."""
+    with ACTORS_PATH.open(encoding="utf-8") as handle:
+        actors = yaml.safe_load(handle)
+    with PLACES_PATH.open(encoding="utf-8") as handle:
+        places = yaml.safe_load(handle)
+    return Gazetteer(actors, places)

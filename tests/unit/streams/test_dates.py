@@ -1,0 +1,150 @@
+"""Event dates from synthetic sentences (written for these tests)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.dates import ResolvedDate, find_date_expressions, resolve_event_date
+
+THU = datetime(2024, 6, 20, 9, 0)  # a Thursday
+
+
+def r(
+    sentence: str, lang: str, published: datetime | None = THU, **kw: object
+) -> ResolvedDate | None:
+    return resolve_event_date(sentence, lang, published, **kw)  # type: ignore[arg-type]
+
+
+def test_weekdays_in_every_language_resolve_to_the_latest_such_day() -> None:
+    cases = [
+        ("Путин прибыл в Пхеньян во вторник.", "ru"),
+        ("Министр прибыл в Москву в среду.", "ru"),
+        ("The minister arrived on Tuesday.", "en"),
+        ("Делегацията пристигна във вторник.", "bg"),
+        ("Делегація прибула у вівторок.", "uk"),
+        ("Le ministre est arrivé mardi.", "fr"),
+        ("Der Minister traf am Dienstag ein.", "de"),
+    ]
+    for sentence, lang in cases:
+        got = r(sentence, lang)
+        assert got is not None, sentence
+        expected = "2024-06-19" if "сред" in sentence else "2024-06-18"
+        assert (got.date, got.precision) == (expected, "day"), sentence
+
+
+def test_same_weekday_as_publication_is_that_day() -> None:
+    got = r("Talks were held on Thursday.", "en")
+    assert got is not None and got.date == "2024-06-20"
+
+
+def test_day_month_without_year_takes_the_publication_year() -> None:
+    got = r("Договор подписали 15 июня.", "ru")
+    assert got == ResolvedDate("2024-06-15", "day", "day_month")
+
+
+def test_day_month_after_publication_is_never_a_future_event() -> None:
+    # A past-tense event cannot postdate its report; a year back would be 10 months: a slip.
+    got = r("Напомним, 19 августа лидеры подписали договор.", "ru")
+    assert got is not None
+    assert got.precision == "month" and got.date == "2024-06"
+    assert got.first_day() <= THU.date()
+
+
+def test_day_month_just_after_new_year_goes_back_a_year() -> None:
+    got = r("Соглашение подписали 28 декабря.", "ru", datetime(2025, 1, 5))
+    assert got is not None and got.date == "2024-12-28"
+
+
+def test_months_years_and_relative_words() -> None:
+    assert r("The veto came in March.", "en") == ResolvedDate("2024-03", "month", "month_in_year")
+    assert r("In September the leaders met.", "en") is None or r(
+        "In September the leaders met.", "en"
+    ) == ResolvedDate("2023-09", "month", "month_in_year")
+    assert r("Договор был заключен в 1961 году.", "ru") == ResolvedDate("1961", "year", "absolute")
+    assert r("Договорът е от 2000 г.", "bg") == ResolvedDate("2000", "year", "absolute")
+    assert r("Делегация прибыла вчера.", "ru") == ResolvedDate(
+        "2024-06-19", "day", "relative_yesterday"
+    )
+    assert r("He arrived yesterday.", "en") == ResolvedDate(
+        "2024-06-19", "day", "relative_yesterday"
+    )
+    last_week = r("They met last week.", "en")
+    assert last_week is not None and last_week.precision == "month"
+    assert r("They signed it in June 2024.", "en") == ResolvedDate("2024-06", "month", "absolute")
+    assert r("у червні 2024 року", "uk") == ResolvedDate("2024-06", "month", "absolute")
+
+
+def test_seasons_resolve_to_their_middle_month() -> None:
+    got = r("Troops were deployed last autumn.", "en", datetime(2025, 4, 29))
+    assert got == ResolvedDate("2024-10", "month", "season")
+    got = r("Это произошло летом 2022 года.", "ru")
+    assert got == ResolvedDate("2022-07", "month", "season")
+
+
+def test_korean_numeric_and_relative_dates() -> None:
+    assert r("양국은 2024년 6월 19일 서명했다.", "ko") == ResolvedDate(
+        "2024-06-19", "day", "absolute"
+    )
+    assert r("장관은 지난 13일 도착했다.", "ko") == ResolvedDate(
+        "2024-06-13", "day", "day_of_month"
+    )
+    assert r("장관은 이날 회담했다.", "ko") == ResolvedDate(
+        "2024-06-20", "day", "relative_same_day"
+    )
+    assert r("양국은 1961년 조약을 맺었다.", "ko") == ResolvedDate("1961", "year", "absolute")
+    got = r("지난해 9월 정상회담을 했다.", "ko")
+    assert got == ResolvedDate("2023-09", "month", "month_in_year")
+
+
+def test_without_publication_only_the_text_fixes_a_year() -> None:
+    assert r("Putin arrived on Tuesday.", "en", None) is None
+    assert r("Talks took place on 15 August.", "en", None) is None
+    assert r("Talks took place on 15 August 2022.", "en", None) == ResolvedDate(
+        "2022-08-15", "day", "absolute"
+    )
+    assert r("Putin arrived on Tuesday.", "en", THU, published_has_year=False) is None
+
+
+def test_numbers_that_are_not_dates() -> None:
+    assert find_date_expressions("впервые за 24 года", "ru") == []
+    assert find_date_expressions('the "Weaponry Exhibition-2023" event', "en") == []
+    assert find_date_expressions("up 55% to 3,3 billion, 24/7 coverage", "en") == []
+
+
+def test_future_weekday_looks_forward() -> None:
+    got = r("Talks will be held on Monday.", "en", tense_past=False)
+    assert got is not None and got.date == "2024-06-24"
+
+
+@given(
+    st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 12, 31)),
+    st.integers(min_value=1, max_value=12),
+    st.integers(min_value=1, max_value=28),
+    st.sampled_from(["on Monday", "on Friday", "yesterday", "in March", "last month"]),
+)
+def test_past_events_never_postdate_publication(
+    pub: date, month: int, day: int, extra: str
+) -> None:
+    months = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ]
+    published = datetime(pub.year, pub.month, pub.day, 12)
+    for sentence in (f"The treaty was signed on {day} {months[month - 1]}.", f"They met {extra}."):
+        got = resolve_event_date(sentence, "en", published)
+        assert got is not None
+        assert got.first_day() <= pub
+        assert pub - got.first_day() <= timedelta(days=400)
