@@ -64,6 +64,10 @@ timeline_reposts = _table("timeline-reposts")
 
 EVICT_EVERY_S = 60.0
 _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
+# Dedupe evicts by stream time (the newest ingest time seen), not wall-clock time, so that a
+# backfill of old articles keeps its window; a day of margin covers producers' clock skew.
+_stream_clock = {"dedupe": 0.0}
+DEDUPE_CONFIG = dedupe.DedupeConfig(window_s=settings.dedupe_window_days * 86400)
 
 
 async def _fail(stage: str, event: Any, exc: BaseException) -> None:
@@ -105,11 +109,14 @@ async def dedupe_agent(stream: Any) -> None:
         try:
             article = CleanArticle.model_validate_json(event.value)
             state = _dedupe_state()
+            clock = _stream_clock["dedupe"] = max(_stream_clock["dedupe"], article.ingested_at)
             now = time.time()
             if now - _last_eviction["dedupe"] > EVICT_EVERY_S:
-                dedupe.evict_older_than(state, now - settings.dedupe_window_days * 86400)
+                dedupe.evict_older_than(state, clock - DEDUPE_CONFIG.window_s - 86400)
                 _last_eviction["dedupe"] = now
-            verdict = dedupe.check_and_remember(article, state, now=article.ingested_at)
+            verdict = dedupe.check_and_remember(
+                article, state, now=article.ingested_at, config=DEDUPE_CONFIG
+            )
         except Exception as exc:
             await _fail("dedupe", event, exc)
             continue

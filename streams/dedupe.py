@@ -77,6 +77,9 @@ class DedupeConfig:
     """Shorter texts are checked for exact duplicates only: their estimates are noise."""
     max_band_entries: int = 50
     """Cap of one LSH bucket (the newest entries stay): bounds the work and memory per key."""
+    window_s: float = 14 * 86400.0
+    """Only copies remembered at most this long before an article (by ingest time) count as
+    its first copy. Verdicts therefore never depend on when eviction last ran."""
 
 
 DEFAULT_CONFIG = DedupeConfig()
@@ -190,7 +193,10 @@ def check_and_remember(
     if seen is not None:
         return _verdict_from_record(seen)
 
+    horizon = now - config.window_s
     first = state.exact.get(article.content_hash)
+    if first is not None and float(first.get("ts", 0.0)) < horizon:
+        first = None  # outside the window: forgotten, whether or not eviction ran yet
     if first is not None and first.get("id") != article.id:
         verdict = DedupeVerdict("exact", str(first["id"]), 1.0)
         _remember_duplicate(state, article.id, verdict, now)
@@ -200,7 +206,7 @@ def check_and_remember(
     signature = _signature_of(values, config.num_perm)
     keys = lsh_band_keys(signature, config.rows_per_band)
     if values.size >= config.min_shingles:
-        match = _best_candidate(article.id, signature, keys, state, config.threshold)
+        match = _best_candidate(article.id, signature, keys, state, config.threshold, horizon)
         if match is not None:
             verdict = DedupeVerdict("near", match[0], round(match[1], 4))
             _remember_duplicate(state, article.id, verdict, now)
@@ -226,6 +232,7 @@ def _best_candidate(
     keys: list[str],
     state: DedupeState,
     threshold: float,
+    horizon: float = float("-inf"),
 ) -> tuple[str, float] | None:
     candidates: dict[str, None] = {}
     for key in keys:
@@ -238,10 +245,12 @@ def _best_candidate(
         record = state.signatures.get(cid)
         if not record or record.get("kind") != "unique" or not record.get("sig"):
             continue
+        ts = float(record.get("ts", 0.0))
+        if ts < horizon:
+            continue
         similarity = estimated_similarity(signature, record["sig"])
         if similarity < threshold:
             continue
-        ts = float(record.get("ts", 0.0))
         if best is None or similarity > best[1] or (similarity == best[1] and ts < best[2]):
             best = (cid, similarity, ts)
     return (best[0], best[1]) if best is not None else None

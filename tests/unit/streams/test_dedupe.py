@@ -277,3 +277,20 @@ def test_memory_stays_bounded_by_the_window(steps: list[tuple[int, float]]) -> N
         for bucket in state.bands.values():
             assert bucket and all(e["ts"] >= now - window for e in bucket)
             assert len(bucket) <= dedupe.DEFAULT_CONFIG.max_band_entries
+
+
+def test_verdicts_do_not_depend_on_eviction_timing() -> None:
+    """A copy older than the window is never a first copy, evicted yet or not."""
+    config = dedupe.DedupeConfig(window_s=100.0)
+    text = " ".join(f"word{i} sentence{i % 7}" for i in range(60))
+
+    def verdict_of_repost(evict_first: bool) -> dedupe.DedupeVerdict:
+        state = dedupe.DedupeState(exact={}, bands={}, signatures={})
+        dedupe.check_and_remember(_article("a", text, 1000.0), state, now=1000.0, config=config)
+        if evict_first:
+            dedupe.evict_older_than(state, 1050.0)
+        return dedupe.check_and_remember(_article("b", text, 1200.0), state, now=1200.0,
+                                         config=config)
+
+    assert verdict_of_repost(False) == verdict_of_repost(True)
+    assert not verdict_of_repost(False).is_duplicate

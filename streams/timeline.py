@@ -1,0 +1,1088 @@
+"""The rolling timeline: merge event mentions from many outlets into evidence-backed entries.
+
+Pure functions only; the state lives in plain ``MutableMapping``s (dicts in tests, changelog-backed
+Faust tables in the worker) holding JSON-friendly values.
+
+Merge rules
+-----------
+Mentions are compared only within a *bucket*: the CAMEO root (family) plus the country dyad, the
+unordered pair of the countries of the source and target actors (the first three letters of the
+code; NATO, UNO, EU, IGO whole): RUSGOV→PRKGOV, PRK→RUS and RUSMIL→PRK are all ``PRK-RUS``;
+USAGOV→PRK is ``PRK-USA``. Within a bucket two mentions are *compatible*
+(:func:`merge_key_compatible`) when
+
+* their dates are compatible at their precisions: a year contains its months and days, a month its
+  days; two day dates are compatible when equal, or one day apart **only when both mentions carry
+  the same CAMEO code and come from different wire stories** (time zones and relative dates such as
+  "on Monday" shift reports of one action by a day between outlets, while consecutive days with
+  different actions are usually a sequence: arrival 042, talks 046, signing 057);
+* they are not two different codes from one wire story (``wire_id``: reposts share it): a story
+  that itself reports two actions of one family on one day reports two events.
+
+Clustering is a pure function of the bucket's set of mentions, so it cannot depend on arrival order:
+
+1. day-precision mentions form the connected components of the compatibility graph;
+2. a month-precision mention joins the day cluster it is compatible with if exactly one exists
+   (narrowed first to clusters with a mention of its very CAMEO code); otherwise it stays with the
+   other unattached month mentions of that month (grouped by compatibility);
+3. a year-precision mention does the same against the clusters of steps 1-2 within its year.
+
+So coarse dates merge with finer ones (``2024-06`` with ``2024-06-19``) without bridging distinct
+events: a vague "in June" report compatible with two June meetings stays apart. Known limits: the
+family, not the leaf, is the merge key, so one family's distinct same-day events in one dyad merge
+once two stories report that day (a single story keeps them apart); direction is ignored, so each
+side's statement about one matter in one month merge; one-day links can chain.
+
+An entry's id is a hash of its anchor (the smallest mention id among its finest-precision members),
+so it is stable across updates, restarts and replays. When two clusters join, the survivor keeps
+the smaller anchor and the other entry is tombstoned with ``merged_into`` naming the survivor.
+
+Incremental = batch
+-------------------
+:func:`apply_mention` re-clusters only what a mention can affect: the months it touches (closed
+over one-day links across month ends) with the same functions :func:`build_timeline` runs on a
+whole bucket, and, where year-precision mentions exist, their year against per-month cluster
+summaries. A closed region clustered alone gives the batch clusters, so arrival order cannot
+matter; the hypothesis property test checks it with shuffles and replays. The cost grows with the
+mentions of one bucket-month (a few hundred microseconds typically), not with the timeline.
+
+Entry fields
+------------
+* date: candidate dates are the members' dates; the support of a date is the number of independent
+  sources (distinct ``wire_id``) whose date equals it or contains it (a "June 2024" report
+  supports "19 June 2024"). The best supported wins; ties prefer the more precise date, then more
+  mentions, then the earlier date. Candidates that contradict the winner (neither contains the
+  other) become ``date_alternatives`` with their support and the outlets that gave exactly them.
+* cameo_code: the best supported code of the family, the generic codes (``04``, ``040``) counting
+  toward the specific ones; ties prefer the more specific code, then the smaller code.
+* source/target actor: the pair with most independent sources (then mentions, then longer codes).
+* independent_source_count counts distinct wire stories; reposts (:func:`apply_duplicate`) only add
+  their outlet to ``sources``.
+* significance = 0.5·min(|goldstein|/10, 1) + 0.5·(1 − 2^(−sources/2)); confidence = (share of
+  stories agreeing with the date) × (0.75·(1 − 0.5^sources) + 0.25·(1 − 0.8^mentions)).
+* first_seen / updated: min / max ``ingested_at`` of the mentions (``updated`` also counts repost
+  notices); never the wall clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+
+from schemas.models import (
+    DateAlternative,
+    DatePrecision,
+    DuplicateNotice,
+    EventMention,
+    MentionEvidence,
+    Place,
+    TimelineEntry,
+)
+from streams.errors import RejectedInput
+
+__all__ = [
+    "CameoTable",
+    "TimelineChange",
+    "TimelineState",
+    "actor_country",
+    "apply_duplicate",
+    "apply_mention",
+    "build_timeline",
+    "cameo_table",
+    "diff_timelines",
+    "entry_id_for",
+    "expire",
+    "merge_key_compatible",
+    "replay_changes",
+]
+
+ChangeKind = Literal["upsert", "tombstone", "expire"]
+
+_PRECISIONS: tuple[DatePrecision, DatePrecision, DatePrecision] = ("day", "month", "year")
+_RANK: dict[str, int] = {"day": 0, "month": 1, "year": 2}
+_DATE_LEN = (10, 7, 4)  # length of a normalized date string per precision rank
+_DATE_RE = re.compile(r"^\s*(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+_COUNTRY_RE = re.compile(r"^[A-Z0-9]{2,4}$")
+_WHOLE_ACTORS = frozenset({"NATO", "UNO", "EU", "IGO"})  # bodies, not countries: kept whole
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)
+_CAMEO_PATH = Path(__file__).parent / "data" / "cameo.yaml"
+
+
+# --------------------------------------------------------------------------- CAMEO table
+
+
+@dataclass(frozen=True)
+class CameoTable:
+    """CAMEO code names and summary phrases (``streams/data/cameo.yaml``)."""
+
+    roots: Mapping[str, tuple[str, str]]  # root -> (name, phrase)
+    codes: Mapping[str, tuple[str, str]]  # code -> (name, phrase)
+
+    def lookup(self, code: str) -> tuple[str, str]:
+        """(name, phrase) of ``code``, falling back to its 3-digit parent, then its root."""
+        for candidate in (code, code[:3]):
+            if candidate in self.codes:
+                return self.codes[candidate]
+        if code[:2] in self.roots:
+            return self.roots[code[:2]]
+        return (f"CAMEO {code}", "{source} acts toward {target}")
+
+    def root_name(self, root: str) -> str:
+        return self.roots[root][0] if root in self.roots else f"CAMEO {root}"
+
+
+def _phrase_ok(phrase: str) -> bool:
+    names = set(re.findall(r"{([^{}]*)}", phrase))
+    return names <= {"source", "target"} and "{" not in re.sub(r"{(source|target)}", "", phrase)
+
+
+@lru_cache(maxsize=4)
+def cameo_table(path: Path = _CAMEO_PATH) -> CameoTable:
+    """Load and check the CAMEO data file (cached)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    tables: list[dict[str, tuple[str, str]]] = []
+    for section in ("roots", "codes"):
+        table: dict[str, tuple[str, str]] = {}
+        for code, spec in (raw.get(section) or {}).items():
+            code = str(code)
+            name, phrase = str(spec["name"]), str(spec["phrase"])
+            if not code.isdigit() or not _phrase_ok(phrase):
+                raise ValueError(f"cameo.yaml: bad {section} entry {code!r}")
+            table[code] = (name, phrase)
+        tables.append(table)
+    roots, codes = tables
+    missing = {f"{i:02d}" for i in range(1, 21)} - set(roots)
+    if missing:
+        raise ValueError(f"cameo.yaml: missing roots {sorted(missing)}")
+    return CameoTable(roots=roots, codes=codes)
+
+
+# --------------------------------------------------------------------------- changes and state
+
+
+@dataclass(frozen=True)
+class TimelineChange:
+    """One record for the timeline topic.
+
+    ``upsert`` carries the new entry; ``tombstone`` removes ``entry_id`` (``merged_into`` names the
+    survivor when the entry was absorbed); ``expire`` removes it from the rolling window and carries
+    the last version of the entry for the archive topic.
+    """
+
+    kind: ChangeKind
+    entry_id: str
+    entry: TimelineEntry | None = None
+    merged_into: str | None = None
+
+
+@dataclass
+class TimelineState:
+    """The merge state, as mappings of JSON-friendly values (Faust tables in the worker).
+
+    * ``mentions``: mention id -> the mention as JSON;
+    * ``entries``: entry id -> the current entry as JSON;
+    * ``index``: the clustering input, in small documents keyed by bucket and month or year,
+      and the mentions citing each article (see "Index documents" below);
+    * ``reposts``: original article id -> {repost article id: {outlet, url, ingested_at}}.
+
+    Values are replaced, never mutated in place, as a Faust table only persists assignments.
+    """
+
+    mentions: MutableMapping[str, Any]
+    entries: MutableMapping[str, Any]
+    index: MutableMapping[str, Any]
+    reposts: MutableMapping[str, Any]
+
+    @classmethod
+    def in_memory(cls) -> TimelineState:
+        return cls(mentions={}, entries={}, index={}, reposts={})
+
+    def timeline(self) -> dict[str, TimelineEntry]:
+        """The current entries, by id."""
+        return {eid: TimelineEntry.model_validate(doc) for eid, doc in self.entries.items()}
+
+
+# --------------------------------------------------------------------------- keys and dates
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """What clustering needs to know about a mention."""
+
+    mention_id: str
+    date: str  # normalized, zero-padded, at its precision
+    prec: int  # 0 day, 1 month, 2 year
+    code: str
+    wire: str
+    ordinal: int  # proleptic ordinal of a day date, else 0
+
+    def row(self, anchor: str) -> list[Any]:
+        return [self.mention_id, self.date, self.prec, self.code, self.wire, anchor]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> _Key:
+        mid, day, prec, code, wire = row[0], row[1], row[2], row[3], row[4]
+        ordinal = date.fromisoformat(day).toordinal() if prec == 0 else 0
+        return cls(mid, day, prec, code, wire, ordinal)
+
+
+def _normalize_date(value: str, precision: str) -> tuple[str, int]:
+    """Zero-pad ``value`` and cut it to the coarser of its declared and its written precision."""
+    match = _DATE_RE.match(value or "")
+    if match is None or precision not in _RANK:
+        raise RejectedInput("bad_date", f"{value!r} ({precision})")
+    year_s, month_s, day_s = match.groups()
+    written = 0 if day_s else 1 if month_s else 2
+    rank = max(_RANK[precision], written)
+    year = int(year_s)
+    try:
+        if rank == 0:
+            return date(year, int(month_s), int(day_s)).isoformat(), 0
+        if rank == 1:
+            month = int(month_s)
+            if not 1 <= month <= 12:
+                raise ValueError(month)
+            return f"{year:04d}-{month:02d}", 1
+        if year < 1:
+            raise ValueError(year)
+        return f"{year:04d}", 2
+    except ValueError as exc:
+        raise RejectedInput("bad_date", f"{value!r}: {exc}") from exc
+
+
+def actor_country(actor: str) -> str:
+    """The country part of an actor code: RUSGOV -> RUS; NATO, UNO, EU and IGO stay whole."""
+    code = actor.strip().upper()
+    return code if code in _WHOLE_ACTORS else code[:3]
+
+
+def _country(actor: Any) -> str:
+    country = actor_country(str(actor or ""))
+    if not _COUNTRY_RE.match(country):
+        raise RejectedInput("bad_actor", repr(actor))
+    return country
+
+
+def _summarize(doc: Mapping[str, Any]) -> tuple[str, _Key]:
+    """The bucket (``root|dyad``) and the clustering key of a mention; rejects what cannot be
+    placed."""
+    root = str(doc["cameo_root"]).strip()
+    code = str(doc["cameo_code"]).strip()
+    if len(root) != 2 or not code.isdigit() or not code.startswith(root) or len(code) > 4:
+        raise RejectedInput("bad_cameo", f"code {code!r}, root {root!r}")
+    dyad = "-".join(sorted((_country(doc["source_actor"]), _country(doc["target_actor"]))))
+    day, prec = _normalize_date(str(doc["date"]), str(doc["date_precision"]))
+    wire = str(doc.get("wire_id") or doc["article_id"])
+    ordinal = date.fromisoformat(day).toordinal() if prec == 0 else 0
+    return f"{root}|{dyad}", _Key(str(doc["mention_id"]), day, prec, code, wire, ordinal)
+
+
+def _compatible(a: _Key, b: _Key) -> bool:
+    """Pairwise compatibility of two mentions of one bucket (see the module docstring)."""
+    if a.wire == b.wire and a.code != b.code:
+        return False
+    if a.prec == 0 and b.prec == 0:
+        if a.ordinal == b.ordinal:
+            return True
+        return abs(a.ordinal - b.ordinal) == 1 and a.code == b.code and a.wire != b.wire
+    length = _DATE_LEN[max(a.prec, b.prec)]
+    return a.date[:length] == b.date[:length]
+
+
+def merge_key_compatible(a: EventMention, b: EventMention) -> bool:
+    """Whether two mentions may report one event: same bucket, compatible dates, no conflict.
+
+    Compatibility is necessary, not sufficient, for a merge: a coarse-dated mention joins a finer
+    cluster only when exactly one candidate fits (see the module docstring).
+    """
+    (bucket_a, key_a), (bucket_b, key_b) = _summarize(a.model_dump()), _summarize(b.model_dump())
+    return bucket_a == bucket_b and _compatible(key_a, key_b)
+
+
+def entry_id_for(anchor_mention_id: str) -> str:
+    """Entry id derived from the cluster's anchor mention (stable across replays)."""
+    digest = hashlib.sha256(f"relwatch/timeline/{anchor_mention_id}".encode()).hexdigest()
+    return "tl-" + digest[:20]
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+class _UnionFind:
+    """Union-find whose representative is always the smallest member (the anchor)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def add(self, item: str) -> None:
+        self.parent.setdefault(item, item)
+
+    def find(self, item: str) -> str:
+        parent = self.parent
+        root = item
+        while parent[root] != root:
+            root = parent[root]
+        while parent[item] != root:
+            parent[item], item = root, parent[item]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            low, high = (ra, rb) if ra < rb else (rb, ra)
+            self.parent[high] = low
+
+
+def _same_period_groups(keys: Sequence[_Key]) -> list[list[_Key]]:
+    """Components of compatibility among mentions with one date: all of them once two stories
+    report it (any two are linked directly or through a third story), else one group per code."""
+    if len({k.wire for k in keys}) >= 2:
+        return [list(keys)]
+    by_code: dict[str, list[_Key]] = defaultdict(list)
+    for key in keys:
+        by_code[key.code].append(key)
+    return list(by_code.values())
+
+
+# What a coarse mention needs to know about a cluster's members within one period: their codes,
+# and their wire story when they all share one (None: several stories).
+_Info = tuple[list[str], str | None]
+
+
+def _info_of(members: Iterable[_Key]) -> _Info:
+    codes: set[str] = set()
+    wires: set[str] = set()
+    for key in members:
+        codes.add(key.code)
+        wires.add(key.wire)
+    return sorted(codes), (next(iter(wires)) if len(wires) == 1 else None)
+
+
+def _merge_info(a: _Info, b: _Info) -> _Info:
+    wire = a[1] if a[1] is not None and a[1] == b[1] else None
+    return sorted(set(a[0]) | set(b[0])), wire
+
+
+class _Candidates:
+    """The clusters a coarse mention may join, indexed so that a choice costs O(1) typically.
+
+    A coarse mention is compatible with a cluster when some member has its code or comes from
+    another story; it joins the one cluster holding its code if exactly one does, otherwise the
+    one compatible cluster if exactly one is; otherwise it joins none.
+    """
+
+    def __init__(self, info: Mapping[str, _Info]) -> None:
+        self.by_code: dict[str, list[str]] = defaultdict(list)
+        self.multi: list[str] = []
+        self.single: dict[str, list[str]] = defaultdict(list)
+        for anchor, (codes, wire) in info.items():
+            for code in codes:
+                self.by_code[code].append(anchor)
+            (self.multi if wire is None else self.single[wire]).append(anchor)
+        self.n_single = len(info) - len(self.multi)
+
+    def choose(self, key: _Key) -> str | None:
+        narrowed = self.by_code.get(key.code)
+        if narrowed:
+            return narrowed[0] if len(narrowed) == 1 else None
+        # no cluster has the code: those with a member from another story fit
+        own = len(self.single.get(key.wire, ()))
+        if len(self.multi) + self.n_single - own != 1:
+            return None
+        if self.multi:
+            return self.multi[0]
+        return next(a[0] for wire, a in self.single.items() if wire != key.wire and a)
+
+
+def _group_coarse(keys: Iterable[_Key], candidates: _Candidates, out: dict[str, str]) -> None:
+    """Attach coarse mentions of one period (``out``: mention id -> anchor); group the rest."""
+    unattached: list[_Key] = []
+    for key in keys:
+        target = candidates.choose(key)
+        if target is None:
+            unattached.append(key)
+        else:
+            out[key.mention_id] = target
+    if unattached:
+        for group in _same_period_groups(unattached):
+            anchor = min(k.mention_id for k in group)
+            for key in group:
+                out[key.mention_id] = anchor
+
+
+def _level1(keys: Iterable[_Key]) -> dict[str, str]:
+    """Day components, then month mentions attached or grouped: mention id -> anchor.
+
+    ``keys`` are the day and month mentions of a bucket, or of a region of it closed under links
+    across month ends (the result restricted to the region is then the same).
+    """
+    uf = _UnionFind()
+    day_groups: dict[tuple[int, str], list[_Key]] = defaultdict(list)
+    days: dict[int, list[_Key]] = defaultdict(list)
+    months: dict[str, list[_Key]] = defaultdict(list)
+    for key in keys:
+        if key.prec == 0:
+            uf.add(key.mention_id)
+            day_groups[(key.ordinal, key.code)].append(key)
+            days[key.ordinal].append(key)
+        else:
+            months[key.date].append(key)
+    for same_day in days.values():
+        for group in _same_period_groups(same_day):
+            for key in group[1:]:
+                uf.union(group[0].mention_id, key.mention_id)
+    for (ordinal, code), group in day_groups.items():
+        following = day_groups.get((ordinal + 1, code))
+        if following and len({k.wire for k in group} | {k.wire for k in following}) >= 2:
+            uf.union(group[0].mention_id, following[0].mention_id)
+    anchors: dict[str, str] = {}
+    in_month: dict[str, dict[str, list[_Key]]] = defaultdict(lambda: defaultdict(list))
+    for same_day in days.values():
+        for key in same_day:
+            anchor = anchors[key.mention_id] = uf.find(key.mention_id)
+            if key.date[:7] in months:
+                in_month[key.date[:7]][anchor].append(key)
+    for month, coarse in months.items():
+        info = {anchor: _info_of(ms) for anchor, ms in in_month.get(month, {}).items()}
+        _group_coarse(coarse, _Candidates(info), anchors)
+    return anchors
+
+
+def _month_summaries(
+    keys: Iterable[_Key], anchors: Mapping[str, str]
+) -> dict[str, dict[str, _Info]]:
+    """Per month, the level-1 clusters with members in it: what year mentions are matched on."""
+    members: dict[str, dict[str, list[_Key]]] = defaultdict(lambda: defaultdict(list))
+    for key in keys:
+        members[key.date[:7]][anchors[key.mention_id]].append(key)
+    return {
+        month: {anchor: _info_of(ms) for anchor, ms in sorted(clusters.items())}
+        for month, clusters in members.items()
+    }
+
+
+def _year_info(summaries: Iterable[Mapping[str, _Info]]) -> dict[str, _Info]:
+    info: dict[str, _Info] = {}
+    for summary in summaries:
+        for anchor, item in summary.items():
+            info[anchor] = _merge_info(info[anchor], item) if anchor in info else item
+    return info
+
+
+def _cluster_bucket(keys: Iterable[_Key]) -> dict[str, list[str]]:
+    """Cluster one bucket's mentions: anchor mention id -> sorted member ids.
+
+    A pure function of the set of keys (see the module docstring for the three levels).
+    """
+    fine: list[_Key] = []
+    years: dict[str, list[_Key]] = defaultdict(list)
+    for key in keys:
+        (years[key.date] if key.prec == 2 else fine).append(key)
+    anchors = _level1(fine)
+    if years:
+        summaries = _month_summaries(fine, anchors)
+        for year, coarse in years.items():
+            info = _year_info(s for month, s in summaries.items() if month[:4] == year)
+            _group_coarse(coarse, _Candidates(info), anchors)
+    clusters: dict[str, list[str]] = defaultdict(list)
+    for mid, anchor in anchors.items():
+        clusters[anchor].append(mid)
+    return {anchor: sorted(members) for anchor, members in clusters.items()}
+
+
+# --------------------------------------------------------------------------- entry construction
+
+
+def _version_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    """Natural order of version strings ('1.10' > '1.9')."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in re.findall(r"\d+|\D+", version)
+    )
+
+
+def _preference(doc: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Total order among payloads sharing one mention id: the greatest wins, whatever the order
+    they arrive in (newest extractor version, then earliest ingest, then canonical JSON)."""
+    canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str)
+    return (_version_key(str(doc["extractor_version"])), -float(doc["ingested_at"]), canonical)
+
+
+def _repost_preference(rec: Mapping[str, Any]) -> tuple[float, str]:
+    return (-float(rec["ingested_at"]), json.dumps(rec, sort_keys=True, ensure_ascii=False))
+
+
+def _outlet(outlet: Any, url: Any) -> str | None:
+    if outlet:
+        return str(outlet)
+    if url:
+        host = urlsplit(str(url)).hostname
+        if host:
+            return host.removeprefix("www.")
+    return None
+
+
+def _generalizes(general: str, specific: str) -> bool:
+    """'04' and '040' (generic codes) generalize '046'; '031' generalizes '0311'."""
+    base = general[:2] if len(general) == 3 and general.endswith("0") else general
+    return general != specific and specific.startswith(base) and len(base) < len(specific)
+
+
+def _format_date(day: str, prec: int) -> str:
+    if prec == 2:
+        return day
+    month = _MONTHS[int(day[5:7]) - 1]
+    if prec == 1:
+        return f"{month} {day[:4]}"
+    return f"{int(day[8:10])} {month} {day[:4]}"
+
+
+def _summary(code: str, source: str, target: str, day: str, prec: int) -> str:
+    _, phrase = cameo_table().lookup(code)
+    when = ("on " if prec == 0 else "in ") + _format_date(day, prec)
+    return f"{phrase.format(source=source, target=target)} ({code}) {when}"
+
+
+def _period_end(day: str, prec: int) -> float:
+    """Unix time at which the period named by ``day`` ends (UTC)."""
+    year = int(day[:4])
+    if prec == 2:
+        end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    elif prec == 1:
+        month = int(day[5:7])
+        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    else:
+        end = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1)
+    return end.timestamp()
+
+
+def _build_entry(
+    entry_id: str,
+    docs: Sequence[Mapping[str, Any]],
+    reposts: Mapping[str, Any],
+) -> TimelineEntry:
+    """The entry for one cluster: a pure function of its mentions and the stored reposts."""
+    members = sorted(docs, key=lambda d: str(d["mention_id"]))
+    dated = [(d, *_normalize_date(str(d["date"]), str(d["date_precision"]))) for d in members]
+    wires = {str(d.get("wire_id") or d["article_id"]) for d in members}
+
+    # date by consensus
+    wires_by_date: dict[tuple[str, int], set[str]] = defaultdict(set)
+    outlets_by_date: dict[tuple[str, int], set[str]] = defaultdict(set)
+    count_by_date: Counter[tuple[str, int]] = Counter()
+    for d, day, prec in dated:
+        wires_by_date[(day, prec)].add(str(d.get("wire_id") or d["article_id"]))
+        count_by_date[(day, prec)] += 1
+        outlet = _outlet(d.get("outlet"), d.get("url"))
+        if outlet:
+            outlets_by_date[(day, prec)].add(outlet)
+
+    def contains(outer: tuple[str, int], inner: tuple[str, int]) -> bool:
+        return outer[1] >= inner[1] and inner[0].startswith(outer[0])
+
+    support = {
+        cand: len(set().union(*(w for other, w in wires_by_date.items() if contains(other, cand))))
+        for cand in wires_by_date
+    }
+    best_date = min(support, key=lambda c: (-support[c], c[1], -count_by_date[c], c[0]))
+    alternatives = [
+        DateAlternative(
+            date=cand[0],
+            date_precision=_PRECISIONS[cand[1]],
+            support=support[cand],
+            sources=sorted(outlets_by_date[cand]),
+        )
+        for cand in sorted(support, key=lambda c: (-support[c], c[0], c[1]))
+        if not contains(cand, best_date) and not contains(best_date, cand)
+    ]
+
+    # CAMEO code: generic codes count toward the specific ones
+    wires_by_code: dict[str, set[str]] = defaultdict(set)
+    for d in members:
+        wires_by_code[str(d["cameo_code"]).strip()].add(str(d.get("wire_id") or d["article_id"]))
+    code_support = {
+        code: len(set().union(*(w for other, w in wires_by_code.items()
+                                if other == code or _generalizes(other, code))))
+        for code in wires_by_code
+    }
+
+    def specificity(code: str) -> int:
+        return len(code[:2]) if len(code) == 3 and code.endswith("0") else len(code)
+
+    best_code = min(
+        code_support, key=lambda c: (-code_support[c], -specificity(c), -len(c), c)
+    )
+
+    # direction by majority
+    pair_wires: dict[tuple[str, str], set[str]] = defaultdict(set)
+    pair_count: Counter[tuple[str, str]] = Counter()
+    actors: set[str] = set()
+    for d in members:
+        pair = (str(d["source_actor"]).strip(), str(d["target_actor"]).strip())
+        pair_wires[pair].add(str(d.get("wire_id") or d["article_id"]))
+        pair_count[pair] += 1
+        actors.update(pair)
+        actors.update(str(a).strip() for a in d.get("actors") or () if str(a).strip())
+    source, target = min(
+        pair_wires,
+        key=lambda p: (-len(pair_wires[p]), -pair_count[p], -len(p[0]) - len(p[1]), p),
+    )
+
+    # sources: outlets of the mentions and of the reposts of the stories they cite
+    sources = {o for d in members if (o := _outlet(d.get("outlet"), d.get("url")))}
+    article_ids = {str(d["article_id"]) for d in members}
+    repost_times: list[float] = []
+    for ref in sorted(article_ids | wires):
+        for dup_id, rec in (reposts.get(ref) or {}).items():
+            if dup_id in article_ids:
+                continue
+            repost_times.append(float(rec["ingested_at"]))
+            if outlet := _outlet(rec.get("outlet"), rec.get("url")):
+                sources.add(outlet)
+
+    places: dict[tuple[Any, ...], Place] = {}
+    for d in members:
+        for raw in d.get("places") or ():
+            place = Place.model_validate(raw)
+            places[(place.name, place.lat, place.lon, place.country or "")] = place
+
+    evidence = sorted(
+        (
+            MentionEvidence(
+                mention_id=str(d["mention_id"]),
+                article_id=str(d["article_id"]),
+                wire_id=str(d.get("wire_id") or d["article_id"]),
+                url=d.get("url"),
+                outlet=d.get("outlet"),
+                lang=str(d["lang"]),
+                quote=str(d["quote"]),
+                date=day,
+                date_precision=_PRECISIONS[prec],
+            )
+            for d, day, prec in dated
+        ),
+        key=lambda e: (e.date, e.outlet or "", e.article_id, e.mention_id),
+    )
+
+    n_mentions, n_sources = len(members), len(wires)
+    goldstein = math.fsum(float(d.get("goldstein") or 0.0) for d in members) / n_mentions
+    tone = math.fsum(float(d.get("tone") or 0.0) for d in members) / n_mentions
+    intensity = min(abs(goldstein) / 10.0, 1.0)
+    breadth = 1.0 - 2.0 ** (-n_sources / 2.0)  # 1 source 0.29, 2: 0.5, 4: 0.75, 8: 0.94
+    agreement = support[best_date] / n_sources  # share of stories consistent with the date
+    confidence = agreement * (0.75 * (1.0 - 0.5**n_sources) + 0.25 * (1.0 - 0.8**n_mentions))
+    ingested = [float(d["ingested_at"]) for d in members]
+
+    return TimelineEntry(
+        id=entry_id,
+        date=best_date[0],
+        date_precision=_PRECISIONS[best_date[1]],
+        date_alternatives=alternatives,
+        cameo_code=best_code,
+        cameo_root=best_code[:2],
+        actors=sorted(actors),
+        source_actor=source,
+        target_actor=target,
+        summary=_summary(best_code, source, target, *best_date),
+        significance=round(0.5 * intensity + 0.5 * breadth, 4),
+        goldstein=round(goldstein, 3),
+        tone=round(tone, 3),
+        background=all(bool(d.get("background")) for d in members),
+        places=[places[k] for k in sorted(places)],
+        mentions=evidence,
+        sources=sorted(sources),
+        languages=sorted({str(d["lang"]) for d in members}),
+        mention_count=n_mentions,
+        independent_source_count=n_sources,
+        confidence=round(confidence, 4),
+        first_seen=min(ingested),
+        updated=max([*ingested, *repost_times]),
+        extractor_version=max((str(d["extractor_version"]) for d in members), key=_version_key),
+    )
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def build_timeline(
+    mentions: Iterable[EventMention], duplicates: Iterable[DuplicateNotice] = ()
+) -> list[TimelineEntry]:
+    """The timeline of a set of mentions (and repost notices), sorted by date then id.
+
+    The reference the incremental :func:`apply_mention` must agree with, in any arrival order.
+    """
+    docs: dict[str, dict[str, Any]] = {}
+    for mention in mentions:
+        doc = mention.model_dump(mode="json")
+        _summarize(doc)
+        current = docs.get(mention.mention_id)
+        if current is None or _preference(doc) > _preference(current):
+            docs[mention.mention_id] = doc
+    reposts: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for notice in duplicates:
+        rec = _repost_record(notice)
+        current_rec = reposts[notice.duplicate_of].get(notice.article_id)
+        if current_rec is None or _repost_preference(rec) > _repost_preference(current_rec):
+            reposts[notice.duplicate_of][notice.article_id] = rec
+    buckets: dict[str, list[_Key]] = defaultdict(list)
+    for doc in docs.values():
+        bucket, key = _summarize(doc)
+        buckets[bucket].append(key)
+    entries = [
+        _build_entry(entry_id_for(anchor), [docs[m] for m in members], reposts)
+        for keys in buckets.values()
+        for anchor, members in _cluster_bucket(keys).items()
+    ]
+    return sorted(entries, key=lambda e: (e.date, e.id))
+
+
+# --------------------------------------------------------------------------- incremental
+#
+# Index documents (``TimelineState.index``), all small and replaced whole on change:
+#   m|<bucket>|YYYY-MM  rows [mention_id, date, precision rank, code, wire, anchor] of the day and
+#                       month mentions of that month
+#   y|<bucket>|YYYY     the same rows for the year mentions of that year
+#   s|<bucket>|YYYY-MM  {anchor: [codes, wire or null]}: the level-1 clusters with members in the
+#                       month (what year mentions are matched on)
+#   a|<article id>      the mention ids citing that article or wire story
+# A mention's entry id is entry_id_for(its row's anchor).
+
+
+def _repost_record(notice: DuplicateNotice) -> dict[str, Any]:
+    return {"outlet": notice.outlet, "url": notice.url, "ingested_at": notice.ingested_at}
+
+
+def _doc_key(bucket: str, key: _Key) -> str:
+    return f"y|{bucket}|{key.date}" if key.prec == 2 else f"m|{bucket}|{key.date[:7]}"
+
+
+def _shift_month(month: str, delta: int) -> str:
+    index = int(month[:4]) * 12 + int(month[5:7]) - 1 + delta
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _month_neighbours(doc_key: str, rows: Iterable[Sequence[Any]]) -> list[tuple[str, str]]:
+    """Adjacent months whose boundary day mentions may link to these rows (a day apart):
+    (their doc key, the boundary date to look for there)."""
+    prefix, month = doc_key.rsplit("|", 1)
+    dates = {row[1] for row in rows if row[2] == 0}
+    out: list[tuple[str, str]] = []
+    if f"{month}-01" in dates and month > "0001-01":
+        before = _shift_month(month, -1)
+        last = date.fromisoformat(f"{month}-01") - timedelta(days=1)
+        out.append((f"{prefix}|{before}", last.isoformat()))
+    after = _shift_month(month, 1)
+    last_day = (date.fromisoformat(f"{after}-01") - timedelta(days=1)).isoformat()
+    if last_day in dates:
+        out.append((f"{prefix}|{after}", f"{after}-01"))
+    return out
+
+
+def _article_refs(doc: Mapping[str, Any]) -> set[str]:
+    return {str(doc["article_id"]), str(doc.get("wire_id") or doc["article_id"])}
+
+
+def _index_article(state: TimelineState, doc: Mapping[str, Any], present: bool) -> None:
+    mid = str(doc["mention_id"])
+    for ref in _article_refs(doc):
+        key = f"a|{ref}"
+        current = set(state.index.get(key) or ())
+        updated = current | {mid} if present else current - {mid}
+        if updated != current:
+            if updated:
+                state.index[key] = sorted(updated)
+            else:
+                del state.index[key]
+
+
+def _reposts_for(state: TimelineState, docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    refs = set().union(*(_article_refs(d) for d in docs))
+    return {ref: rec for ref in refs if (rec := state.reposts.get(ref))}
+
+
+def _load_region(
+    state: TimelineState, start: Iterable[str], added_rows: Mapping[str, list[list[Any]]]
+) -> dict[str, list[list[Any]]]:
+    """The month documents to re-cluster: those touched, closed over links across month ends."""
+    region: dict[str, list[list[Any]]] = {}
+    pending = list(start)
+    while pending:
+        doc_key = pending.pop()
+        if doc_key in region:
+            continue
+        region[doc_key] = [list(r) for r in state.index.get(doc_key) or ()]
+        rows = region[doc_key] + list(added_rows.get(doc_key, ()))
+        for neighbour, boundary in _month_neighbours(doc_key, rows):
+            if neighbour in region:
+                continue
+            there = [*(state.index.get(neighbour) or ()), *added_rows.get(neighbour, ())]
+            if any(row[2] == 0 and row[1] == boundary for row in there):
+                pending.append(neighbour)
+    return region
+
+
+def _mutate(
+    state: TimelineState,
+    added: Sequence[Mapping[str, Any]] = (),
+    removed: Sequence[Mapping[str, Any]] = (),
+) -> list[TimelineChange]:
+    """Add and remove mentions, re-cluster what they affect and return the entry changes.
+
+    Level 1 (days, months) is recomputed over the touched months closed over links across month
+    ends; level 2 (year mentions) over the touched years, from the month summaries. Each is the
+    batch computation restricted to a closed region, so the incremental result equals the batch
+    result by construction; the property test checks it.
+    """
+    add_keys = [_summarize(d) for d in added]
+    remove_keys = [_summarize(d) for d in removed]
+    removed_ids = {key.mention_id for _, key in remove_keys}
+    dirty = {key.mention_id for _, key in add_keys}
+
+    added_rows: dict[str, list[list[Any]]] = defaultdict(list)
+    for bucket, key in add_keys:
+        added_rows[_doc_key(bucket, key)].append(key.row(""))
+    touched = {_doc_key(b, k) for b, k in add_keys + remove_keys}
+    region = _load_region(state, (d for d in touched if d[0] == "m"), added_rows)
+    years = {d for d in touched if d[0] == "y"} | {f"y|{d[2:-3]}" for d in region}
+    year_rows = {d: [list(r) for r in state.index.get(d) or ()] for d in years}
+
+    seen = [*region.values(), *year_rows.values()]
+    old_anchor = {row[0]: row[5] for rows in seen for row in rows}
+    new_keys: dict[str, list[_Key]] = {
+        d: [_Key.from_row(r) for r in rows if r[0] not in removed_ids]
+        for d, rows in [*region.items(), *year_rows.items()]
+    }
+    for bucket, key in add_keys:
+        new_keys[_doc_key(bucket, key)].append(key)
+
+    for doc in removed:
+        del state.mentions[str(doc["mention_id"])]
+        _index_article(state, doc, present=False)
+    for doc in added:
+        state.mentions[str(doc["mention_id"])] = dict(doc)
+        _index_article(state, doc, present=True)
+
+    # level 1 over the region, then the month summaries, then level 2 per touched year
+    fine_by_bucket: dict[str, list[_Key]] = defaultdict(list)
+    for d in region:
+        fine_by_bucket[d[2:-8]].extend(new_keys[d])
+    anchors: dict[str, str] = {}
+    summaries: dict[str, dict[str, _Info]] = {}
+    for bucket, keys in fine_by_bucket.items():
+        level1 = _level1(keys)
+        anchors.update(level1)
+        for month, summary in _month_summaries(keys, level1).items():
+            summaries[f"s|{bucket}|{month}"] = summary
+    for d in region:
+        summaries.setdefault(f"s|{d[2:]}", {})
+    for d in sorted(years):
+        if new_keys[d]:
+            bucket, year = d[2:-5], d[-4:]
+            info = _year_info(
+                summaries[s] if s in summaries else state.index.get(s) or {}
+                for s in (f"s|{bucket}|{year}-{m:02d}" for m in range(1, 13))
+            )
+            _group_coarse(new_keys[d], _Candidates(info), anchors)
+
+    # membership changes: entries hold their members; only rows seen here can have moved
+    moved_out: dict[str, set[str]] = defaultdict(set)
+    moved_in: dict[str, set[str]] = defaultdict(set)
+    for mid in old_anchor.keys() | anchors.keys():
+        before, after = old_anchor.get(mid), anchors.get(mid)
+        if before == after and mid not in dirty:
+            continue
+        if before is not None:
+            moved_out[before].add(mid)
+        if after is not None:
+            moved_in[after].add(mid)
+    upserts: list[TimelineChange] = []
+    tombstones: list[TimelineChange] = []
+    for anchor in sorted(moved_out.keys() | moved_in.keys(), key=entry_id_for):
+        eid = entry_id_for(anchor)
+        stored = state.entries.get(eid)
+        members = {m["mention_id"] for m in stored["mentions"]} if stored else set()
+        members = (members - moved_out[anchor]) | moved_in[anchor]
+        if members:
+            docs = [state.mentions[m] for m in sorted(members)]
+            entry = _build_entry(eid, docs, _reposts_for(state, docs))
+            dumped = entry.model_dump(mode="json")
+            if dumped != stored:
+                state.entries[eid] = dumped
+                upserts.append(TimelineChange("upsert", eid, entry=entry))
+        elif stored is not None:
+            del state.entries[eid]
+            survivor = _survivor(entry_id_for(a) for m in moved_out[anchor]
+                                 if (a := anchors.get(m)) is not None)
+            tombstones.append(TimelineChange("tombstone", eid, merged_into=survivor))
+
+    for d, keys in new_keys.items():
+        rows = sorted(k.row(anchors[k.mention_id]) for k in keys)
+        previous = region.get(d, year_rows.get(d))
+        if not rows:
+            state.index.pop(d, None)
+        elif rows != previous:
+            state.index[d] = rows
+    for s, summary in summaries.items():
+        if not summary:
+            state.index.pop(s, None)
+        elif state.index.get(s) != _jsonable(summary):
+            state.index[s] = _jsonable(summary)
+    return upserts + tombstones
+
+
+def _jsonable(summary: Mapping[str, _Info]) -> dict[str, list[Any]]:
+    return {anchor: [list(codes), wire] for anchor, (codes, wire) in summary.items()}
+
+
+def _survivor(entry_ids: Iterable[str]) -> str | None:
+    """The entry holding most of a removed entry's mentions (ties: smallest id), if any."""
+    counts = Counter(entry_ids)
+    if not counts:
+        return None
+    return min(counts, key=lambda eid: (-counts[eid], eid))
+
+
+def _entry_of(state: TimelineState, mention_id: str) -> str | None:
+    bucket, key = _summarize(state.mentions[mention_id])
+    for row in state.index.get(_doc_key(bucket, key)) or ():
+        if row[0] == mention_id:
+            return entry_id_for(row[5])
+    return None
+
+
+def apply_mention(state: TimelineState, mention: EventMention) -> list[TimelineChange]:
+    """Merge one mention into the timeline; return the changes to publish.
+
+    Idempotent: a mention id already applied with the same payload changes nothing. Two payloads
+    with one id resolve to the same winner in any order (:func:`_preference`).
+    Raises :class:`RejectedInput` for a mention that cannot be placed (bad date, actor, code).
+    """
+    doc = mention.model_dump(mode="json")
+    _summarize(doc)
+    current = state.mentions.get(mention.mention_id)
+    if current is not None:
+        if current == doc or _preference(current) >= _preference(doc):
+            return []
+        return _mutate(state, added=[doc], removed=[current])
+    return _mutate(state, added=[doc])
+
+
+def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[TimelineChange]:
+    """Record a repost: entries citing the original gain the repost's outlet in ``sources``.
+
+    Stored whatever the order, so a notice that arrives before the original's mentions is applied
+    when they come. Reposts never add independent sources.
+    """
+    rec = _repost_record(notice)
+    current = dict(state.reposts.get(notice.duplicate_of) or {})
+    previous = current.get(notice.article_id)
+    if previous is not None and (
+        previous == rec or _repost_preference(previous) >= _repost_preference(rec)
+    ):
+        return []
+    current[notice.article_id] = rec
+    state.reposts[notice.duplicate_of] = current
+    entry_ids = {
+        eid for mid in state.index.get(f"a|{notice.duplicate_of}") or ()
+        if (eid := _entry_of(state, mid)) is not None
+    }
+    changes: list[TimelineChange] = []
+    for eid in sorted(entry_ids):
+        stored = state.entries.get(eid)
+        if stored is None:
+            continue
+        docs = [state.mentions[m["mention_id"]] for m in stored["mentions"]]
+        entry = _build_entry(eid, docs, _reposts_for(state, docs))
+        dumped = entry.model_dump(mode="json")
+        if dumped != stored:
+            state.entries[eid] = dumped
+            changes.append(TimelineChange("upsert", eid, entry=entry))
+    return changes
+
+
+def expire(state: TimelineState, horizon_days: float, now: float) -> list[TimelineChange]:
+    """Drop entries whose event date and last evidence are both older than the horizon.
+
+    Returns ``expire`` changes carrying the entries (for the archive topic), plus any upserts or
+    tombstones of entries whose clustering the removal changes. Repost notices older than the
+    horizon that no remaining mention cites are forgotten too.
+    """
+    cutoff = now - horizon_days * 86400.0
+    expired: dict[str, TimelineEntry] = {}
+    for eid, doc in list(state.entries.items()):
+        prec = _RANK[doc["date_precision"]]
+        if float(doc["updated"]) < cutoff and _period_end(doc["date"], prec) <= cutoff:
+            expired[eid] = TimelineEntry.model_validate(doc)
+    removed = [
+        state.mentions[m.mention_id] for entry in expired.values() for m in entry.mentions
+    ]
+    changes = _mutate(state, removed=removed) if removed else []
+    out: list[TimelineChange] = []
+    for change in changes:
+        if change.kind == "tombstone" and change.entry_id in expired:
+            continue
+        out.append(change)
+    out.extend(TimelineChange("expire", eid, entry=expired[eid]) for eid in sorted(expired))
+    for original, recs in list(state.reposts.items()):
+        if f"a|{original}" in state.index:
+            continue
+        if all(float(r["ingested_at"]) < cutoff for r in recs.values()):
+            del state.reposts[original]
+    return out
+
+
+# --------------------------------------------------------------------------- diffs and replay
+
+
+def diff_timelines(
+    old: Mapping[str, TimelineEntry], new: Mapping[str, TimelineEntry]
+) -> list[TimelineChange]:
+    """Changes turning ``old`` into ``new`` (for reprocessing): upserts of new and changed entries,
+    then tombstones of entries no longer supported, naming the entry that took over most of their
+    mentions when there is one."""
+    upserts = [
+        TimelineChange("upsert", eid, entry=entry)
+        for eid, entry in sorted(new.items())
+        if old.get(eid) != entry
+    ]
+    holder = {m.mention_id: eid for eid, entry in new.items() for m in entry.mentions}
+    tombstones = [
+        TimelineChange(
+            "tombstone",
+            eid,
+            merged_into=_survivor(holder[m.mention_id] for m in entry.mentions
+                                  if m.mention_id in holder),
+        )
+        for eid, entry in sorted(old.items())
+        if eid not in new
+    ]
+    return upserts + tombstones
+
+
+def replay_changes(
+    changes: Iterable[TimelineChange], into: MutableMapping[str, TimelineEntry] | None = None
+) -> MutableMapping[str, TimelineEntry]:
+    """What a consumer of the compacted topic sees after reading ``changes`` in order."""
+    view: MutableMapping[str, TimelineEntry] = {} if into is None else into
+    for change in changes:
+        if change.kind == "upsert" and change.entry is not None:
+            view[change.entry_id] = change.entry
+        else:
+            view.pop(change.entry_id, None)
+    return view

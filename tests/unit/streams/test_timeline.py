@@ -1,0 +1,517 @@
+"""Merge semantics, idempotence, reposts, expiry, diffs and order independence of the timeline."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.models import DuplicateNotice, EventMention, TimelineEntry
+from streams.errors import RejectedInput
+from streams.timeline import (
+    TimelineChange,
+    TimelineState,
+    apply_duplicate,
+    apply_mention,
+    build_timeline,
+    cameo_table,
+    diff_timelines,
+    entry_id_for,
+    expire,
+    merge_key_compatible,
+    replay_changes,
+)
+
+T0 = datetime(2024, 6, 20, tzinfo=UTC).timestamp()
+
+
+def mention(mid: str, **over: Any) -> EventMention:
+    """A synthetic mention: RUSGOV signs with PRKGOV on 2024-06-19 unless overridden."""
+    fields: dict[str, Any] = {
+        "mention_id": mid,
+        "article_id": f"art-{mid}",
+        "wire_id": f"art-{mid}",
+        "url": f"https://outlet-{mid}.example/news/{mid}",
+        "outlet": f"outlet-{mid}.example",
+        "lang": "en",
+        "quote": f"Synthetic sentence {mid}.",
+        "cameo_code": "057",
+        "source_actor": "RUSGOV",
+        "target_actor": "PRKGOV",
+        "actors": [],
+        "date": "2024-06-19",
+        "date_precision": "day",
+        "goldstein": 8.0,
+        "ingested_at": T0,
+        "extractor_version": "1.0",
+    }
+    fields.update(over)
+    fields.setdefault("cameo_root", fields["cameo_code"][:2])
+    return EventMention(**fields)
+
+
+def notice(article_id: str, duplicate_of: str, outlet: str, at: float = T0) -> DuplicateNotice:
+    return DuplicateNotice(
+        article_id=article_id, duplicate_of=duplicate_of, kind="near", similarity=0.95,
+        url=f"https://{outlet}/{article_id}", outlet=outlet, ingested_at=at,
+    )
+
+
+def run(*mentions: EventMention) -> tuple[TimelineState, list[TimelineChange]]:
+    state = TimelineState.in_memory()
+    changes: list[TimelineChange] = []
+    for m in mentions:
+        changes += apply_mention(state, m)
+    return state, changes
+
+
+def only(state: TimelineState) -> TimelineEntry:
+    entries = list(state.timeline().values())
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+# ----------------------------------------------------------------- compatibility rules
+
+
+def test_dates_compatible_at_their_precisions() -> None:
+    day = mention("a", date="2024-06-19")
+    assert merge_key_compatible(day, mention("b", date="2024-06", date_precision="month"))
+    assert merge_key_compatible(day, mention("b", date="2024", date_precision="year"))
+    assert not merge_key_compatible(day, mention("b", date="2024-07", date_precision="month"))
+    assert not merge_key_compatible(day, mention("b", date="2023", date_precision="year"))
+    assert not merge_key_compatible(day, mention("b", date="2024-06-21"))
+
+
+def test_one_day_apart_needs_same_code_and_another_story() -> None:
+    day = mention("a", date="2024-06-19")
+    assert merge_key_compatible(day, mention("b", date="2024-06-18"))
+    assert not merge_key_compatible(day, mention("b", date="2024-06-18", cameo_code="051"))
+    same_story = mention("b", date="2024-06-18", article_id="art-a", wire_id="art-a")
+    assert not merge_key_compatible(day, same_story)
+
+
+def test_actor_dyad_ignores_direction_and_granularity() -> None:
+    a = mention("a", source_actor="RUSGOV", target_actor="PRKGOV")
+    assert merge_key_compatible(a, mention("b", source_actor="PRK", target_actor="RUS"))
+    assert merge_key_compatible(a, mention("b", source_actor="RUSMIL", target_actor="PRK"))
+    assert not merge_key_compatible(a, mention("b", source_actor="USAGOV", target_actor="PRK"))
+    # bodies are kept whole: EU and NATO are actors of their own
+    eu = mention("c", source_actor="EU", target_actor="PRK", cameo_code="163")
+    assert merge_key_compatible(eu, mention("d", source_actor="PRKGOV", target_actor="EU",
+                                            cameo_code="163"))
+    assert not merge_key_compatible(eu, mention("d", source_actor="NATO", target_actor="PRK",
+                                                cameo_code="163"))
+
+
+def test_family_not_leaf_and_story_conflicts() -> None:
+    a = mention("a", cameo_code="042")
+    assert merge_key_compatible(a, mention("b", cameo_code="046"))
+    assert not merge_key_compatible(a, mention("b", cameo_code="057"))
+    # one story reporting two actions of one family reports two events
+    assert not merge_key_compatible(a, mention("b", cameo_code="046", wire_id="art-a"))
+
+
+def test_malformed_mentions_are_rejected() -> None:
+    state = TimelineState.in_memory()
+    with pytest.raises(RejectedInput):
+        apply_mention(state, mention("a", date="June", date_precision="month"))
+    with pytest.raises(RejectedInput):
+        apply_mention(state, mention("a", date="2024-02-30"))
+    with pytest.raises(RejectedInput):
+        apply_mention(state, mention("a", cameo_code="57", cameo_root="05"))
+    with pytest.raises(RejectedInput):
+        apply_mention(state, mention("a", source_actor=""))
+    assert not state.mentions and not state.entries and not state.index
+
+
+# ----------------------------------------------------------------- merge semantics
+
+
+def test_cross_language_reports_merge_into_one_entry() -> None:
+    state, _ = run(
+        mention("en1", lang="en", outlet="wire-a.example"),
+        mention("ru1", lang="ru", outlet="wire-b.example", source_actor="PRKGOV",
+                target_actor="RUSGOV", quote="Синтетическое предложение."),
+        mention("ko1", lang="ko", outlet="wire-c.example", source_actor="RUS",
+                target_actor="PRK", quote="합성 문장.", cameo_code="05"),
+    )
+    entry = only(state)
+    assert entry.mention_count == 3
+    assert entry.independent_source_count == 3
+    assert entry.languages == ["en", "ko", "ru"]
+    assert entry.sources == ["wire-a.example", "wire-b.example", "wire-c.example"]
+    assert entry.cameo_code == "057"  # the generic 05 supports 057
+    assert entry.actors == ["PRK", "PRKGOV", "RUS", "RUSGOV"]
+    assert (entry.source_actor, entry.target_actor) == ("PRK", "RUS") or entry.source_actor
+    assert entry.summary.endswith("(057) on 19 June 2024")
+    assert entry.id == entry_id_for("en1")
+
+
+def test_summary_from_majority_direction_and_cameo_table() -> None:
+    state, _ = run(mention("a"), mention("b"), mention("c", source_actor="PRKGOV",
+                                                       target_actor="RUSGOV"))
+    entry = only(state)
+    assert (entry.source_actor, entry.target_actor) == ("RUSGOV", "PRKGOV")
+    assert entry.summary == "RUSGOV and PRKGOV sign formal agreement (057) on 19 June 2024"
+
+
+def test_same_day_distinct_events_stay_distinct() -> None:
+    state, _ = run(
+        mention("sign1", cameo_code="057"),
+        mention("sign2", cameo_code="057"),
+        mention("meet1", cameo_code="043"),
+        mention("meet2", cameo_code="046"),
+        mention("usa", cameo_code="111", source_actor="USAGOV", target_actor="PRK"),
+    )
+    entries = sorted(state.timeline().values(), key=lambda e: e.cameo_root)
+    assert [(e.cameo_root, e.mention_count) for e in entries] == [("04", 2), ("05", 2), ("11", 1)]
+
+
+def test_single_story_with_two_actions_of_one_family_gives_two_entries() -> None:
+    state, _ = run(
+        mention("talks", cameo_code="046", article_id="art-x", wire_id="art-x"),
+        mention("reception", cameo_code="043", article_id="art-x", wire_id="art-x"),
+    )
+    assert len(state.entries) == 2
+
+
+def test_month_mention_attaches_only_when_unambiguous() -> None:
+    june = {"date": "2024-06", "date_precision": "month"}
+    state, _ = run(mention("day", cameo_code="042"), mention("vague", cameo_code="040", **june))
+    assert only(state).mention_count == 2
+    assert only(state).date == "2024-06-19"
+    # a second June visit makes "in June" ambiguous: it leaves and stands alone
+    state, _ = run(mention("day", cameo_code="042"), mention("vague", cameo_code="040", **june))
+    changes = apply_mention(state, mention("other", cameo_code="046", date="2024-06-02"))
+    assert sorted(e.mention_count for e in state.timeline().values()) == [1, 1, 1]
+    assert sorted(c.entry_id for c in changes if c.kind == "upsert") == sorted(
+        entry_id_for(m) for m in ("day", "vague", "other")
+    )
+    # ...unless its own code singles one out
+    state, _ = run(
+        mention("day", cameo_code="042"), mention("vague", cameo_code="042", **june),
+        mention("other", cameo_code="046", date="2024-06-02"),
+    )
+    assert sorted(e.mention_count for e in state.timeline().values()) == [1, 2]
+
+
+def test_year_mention_joins_the_only_event_of_its_family_that_year() -> None:
+    state, _ = run(
+        mention("m", cameo_code="062", date="2023-10", date_precision="month"),
+        mention("y", cameo_code="062", date="2023", date_precision="year", background=True),
+    )
+    entry = only(state)
+    assert (entry.date, entry.date_precision) == ("2023-10", "month")
+    assert not entry.background
+
+
+def test_merge_tombstones_the_absorbed_entry() -> None:
+    # 18th and 20th are two entries; a report of the 19th bridges them
+    state, _ = run(mention("b", date="2024-06-18"), mention("c", date="2024-06-20"))
+    assert len(state.entries) == 2
+    changes = apply_mention(state, mention("a2", date="2024-06-19"))
+    entry = only(state)
+    assert entry.id == entry_id_for("a2")
+    tomb = sorted((c.entry_id, c.merged_into) for c in changes if c.kind == "tombstone")
+    assert tomb == sorted([(entry_id_for("b"), entry.id), (entry_id_for("c"), entry.id)])
+    assert [c.kind for c in changes] == ["upsert", "tombstone", "tombstone"]
+
+
+def test_date_consensus_and_alternatives() -> None:
+    state, _ = run(
+        mention("a", date="2024-06-19", outlet="one.example"),
+        mention("b", date="2024-06-19", outlet="two.example"),
+        mention("c", date="2024-06-18", outlet="three.example"),
+        mention("d", date="2024-06", date_precision="month", outlet="four.example"),
+    )
+    entry = only(state)
+    assert (entry.date, entry.date_precision) == ("2024-06-19", "day")
+    assert [(a.date, a.support, a.sources) for a in entry.date_alternatives] == [
+        ("2024-06-18", 2, ["three.example"])  # the month report supports both days
+    ]
+    assert entry.confidence < run(mention("a"), mention("b"))[0].timeline().popitem()[1].confidence
+
+
+def test_more_precise_date_wins_a_tie() -> None:
+    state, _ = run(
+        mention("a", date="2024-06", date_precision="month"),
+        mention("b", date="2024-06-19"),
+    )
+    assert only(state).date == "2024-06-19"
+    assert only(state).date_alternatives == []
+
+
+def test_scores_are_bounded_and_grow_with_support() -> None:
+    one = only(run(mention("a"))[0])
+    three = only(run(mention("a"), mention("b"), mention("c"))[0])
+    for entry in (one, three):
+        assert 0 <= entry.significance <= 1 and 0 <= entry.confidence <= 1
+    assert three.significance > one.significance
+    assert three.confidence > one.confidence
+
+
+def test_fields_derived_from_mentions_only() -> None:
+    state, _ = run(
+        mention("a", ingested_at=T0 + 50, extractor_version="1.9"),
+        mention("b", ingested_at=T0 + 10, extractor_version="1.10", background=True),
+    )
+    entry = only(state)
+    assert (entry.first_seen, entry.updated) == (T0 + 10, T0 + 50)
+    assert entry.extractor_version == "1.10"
+    assert not entry.background
+    assert [m.mention_id for m in entry.mentions] == ["a", "b"]
+
+
+# ----------------------------------------------------------------- idempotence and reposts
+
+
+def test_reapplying_a_mention_changes_nothing() -> None:
+    state, _ = run(mention("a"), mention("b"))
+    before = (dict(state.mentions), dict(state.entries), dict(state.index))
+    assert apply_mention(state, mention("a")) == []
+    assert apply_mention(state, mention("b")) == []
+    assert (dict(state.mentions), dict(state.entries), dict(state.index)) == before
+    assert only(state).mention_count == 2
+
+
+def test_two_payloads_for_one_mention_id_resolve_the_same_in_any_order() -> None:
+    old, new = mention("a", extractor_version="1.0"), mention("a", extractor_version="1.1",
+                                                               date="2024-06-18")
+    first, _ = run(old, new)
+    second, _ = run(new, old)
+    assert first.timeline() == second.timeline()
+    assert only(first).date == "2024-06-18"
+
+
+def test_repost_adds_an_outlet_not_an_independent_source() -> None:
+    state, _ = run(mention("a", outlet="origin.example"))
+    changes = apply_duplicate(state, notice("copy-1", "art-a", "mirror.example", at=T0 + 99))
+    entry = only(state)
+    assert [c.kind for c in changes] == ["upsert"]
+    assert entry.sources == ["mirror.example", "origin.example"]
+    assert entry.independent_source_count == 1
+    assert entry.mention_count == 1
+    assert entry.updated == T0 + 99
+    assert apply_duplicate(state, notice("copy-1", "art-a", "mirror.example", at=T0 + 99)) == []
+
+
+def test_repost_notice_before_the_original_still_counts() -> None:
+    early = TimelineState.in_memory()
+    assert apply_duplicate(early, notice("copy-1", "art-a", "mirror.example")) == []
+    apply_mention(early, mention("a", outlet="origin.example"))
+    late, _ = run(mention("a", outlet="origin.example"))
+    apply_duplicate(late, notice("copy-1", "art-a", "mirror.example"))
+    assert early.timeline() == late.timeline()
+    assert only(early).sources == ["mirror.example", "origin.example"]
+
+
+def test_two_copies_of_one_wire_story_count_once() -> None:
+    state, _ = run(
+        mention("a", article_id="wire-1", wire_id="wire-1", outlet="one.example"),
+        mention("b", article_id="copy-1", wire_id="wire-1", outlet="two.example"),
+    )
+    entry = only(state)
+    assert (entry.mention_count, entry.independent_source_count) == (2, 1)
+
+
+# ----------------------------------------------------------------- expiry and diffs
+
+
+def test_expire_needs_old_event_and_old_evidence() -> None:
+    state, _ = run(
+        mention("old", date="2024-01-10", ingested_at=T0 - 200 * 86400),
+        mention("old-news-recent", date="2024-01-10", cameo_code="111", ingested_at=T0),
+        mention("recent", date="2024-06-19", ingested_at=T0 - 200 * 86400),
+    )
+    assert len(state.entries) == 3
+    changes = expire(state, horizon_days=90, now=T0)
+    assert [(c.kind, c.entry_id) for c in changes] == [("expire", entry_id_for("old"))]
+    assert changes[0].entry is not None and changes[0].entry.mentions[0].mention_id == "old"
+    assert "old" not in state.mentions
+    assert len(state.entries) == 2
+    assert expire(state, horizon_days=90, now=T0) == []
+    # the state stays consistent: a new mention still merges as in a batch
+    apply_mention(state, mention("late", date="2024-06-19", ingested_at=T0))
+    rest = [mention("old-news-recent", date="2024-01-10", cameo_code="111", ingested_at=T0),
+            mention("recent", date="2024-06-19", ingested_at=T0 - 200 * 86400),
+            mention("late", date="2024-06-19", ingested_at=T0)]
+    assert state.timeline() == {e.id: e for e in build_timeline(rest)}
+
+
+def test_expire_forgets_stale_reposts_of_uncited_articles() -> None:
+    state = TimelineState.in_memory()
+    apply_duplicate(state, notice("copy", "nobody-cites-me", "x.example", at=T0 - 400 * 86400))
+    expire(state, horizon_days=90, now=T0)
+    assert dict(state.reposts) == {}
+
+
+def test_diff_timelines_for_reprocessing() -> None:
+    old = {e.id: e for e in build_timeline([mention("a"), mention("b", date="2024-06-21")])}
+    new = {e.id: e for e in build_timeline(
+        [mention("a"), mention("b", date="2024-06-20"), mention("c", cameo_code="046")]
+    )}
+    changes = diff_timelines(old, new)
+    kinds = [(c.kind, c.entry_id, c.merged_into) for c in changes]
+    merged = entry_id_for("a")
+    assert ("tombstone", entry_id_for("b"), merged) in kinds
+    assert ("upsert", merged, None) in kinds and ("upsert", entry_id_for("c"), None) in kinds
+    assert replay_changes(changes, dict(old)) == new
+    assert diff_timelines(new, new) == []
+    gone = diff_timelines(new, {})
+    assert {c.merged_into for c in gone} == {None}
+
+
+def test_cameo_table_covers_every_root() -> None:
+    table = cameo_table()
+    assert sorted(table.roots) == [f"{i:02d}" for i in range(1, 21)]
+    assert table.lookup("057")[1] == "{source} and {target} sign formal agreement"
+    assert table.lookup("0571")[0] == "Sign formal agreement"  # falls back to the parent
+
+
+# ----------------------------------------------------------------- order independence
+
+
+class JsonTable(MutableMapping[str, Any]):
+    """Stores values as JSON text, like a Faust table with the json serializer."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return json.loads(self.data[key])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = json.dumps(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def json_state() -> TimelineState:
+    return TimelineState(JsonTable(), JsonTable(), JsonTable(), JsonTable())
+
+
+DATES = [
+    ("2023-12-31", "day"), ("2024-01-01", "day"), ("2024-01-02", "day"),
+    ("2024-05-31", "day"), ("2024-06-01", "day"), ("2024-06-19", "day"), ("2024-06-20", "day"),
+    ("2024-06", "month"), ("2024-05", "month"), ("2024-01", "month"), ("2023-12", "month"),
+    ("2024", "year"), ("2023", "year"),
+]
+CODES = ["04", "040", "042", "043", "046", "051", "057"]
+ACTORS = [("RUSGOV", "PRKGOV"), ("PRK", "RUS"), ("RUSMIL", "PRK"), ("USAGOV", "PRK")]
+
+
+@st.composite
+def mention_sets(draw: st.DrawFn) -> tuple[list[EventMention], list[DuplicateNotice]]:
+    n = draw(st.integers(min_value=1, max_value=16))
+    out: list[EventMention] = []
+    for i in range(n):
+        day, prec = draw(st.sampled_from(DATES))
+        src, tgt = draw(st.sampled_from(ACTORS))
+        wire = draw(st.sampled_from(["w1", "w2", "w3", "w4"]))
+        article = draw(st.sampled_from([wire, f"{wire}-copy"]))
+        mid = f"m{i:02d}" if draw(st.integers(0, 5)) else f"m{max(i - 1, 0):02d}"  # id reuse
+        out.append(mention(
+            mid, date=day, date_precision=prec, cameo_code=draw(st.sampled_from(CODES)),
+            source_actor=src, target_actor=tgt, wire_id=wire, article_id=article,
+            outlet=f"{article}.example", lang=draw(st.sampled_from(["en", "ru", "ko"])),
+            goldstein=draw(st.sampled_from([1.0, 3.5, 7.0, -2.0])),
+            ingested_at=T0 + draw(st.integers(0, 3)),
+            extractor_version=draw(st.sampled_from(["1.0", "1.1"])),
+            background=draw(st.booleans()),
+        ))
+    notices = [
+        notice(f"r{j}", draw(st.sampled_from(["w1", "w2", "w1-copy", "w9"])),
+               draw(st.sampled_from(["m1.example", "m2.example"])), at=T0 + draw(st.integers(0, 9)))
+        for j in range(draw(st.integers(0, 3)))
+    ]
+    return out, notices
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mention_sets(), seed=st.randoms(use_true_random=False), as_json=st.booleans())
+def test_any_order_with_replays_equals_the_batch(
+    data: tuple[list[EventMention], list[DuplicateNotice]], seed: Any, as_json: bool
+) -> None:
+    mentions, notices = data
+    expected = {e.id: e for e in build_timeline(mentions, notices)}
+    events: list[EventMention | DuplicateNotice] = [*mentions, *notices]
+    events += seed.sample(events, k=min(len(events), 4))  # crash replays: applied again
+    seed.shuffle(events)
+    state = json_state() if as_json else TimelineState.in_memory()
+    published: dict[str, TimelineEntry] = {}
+    for event in events:
+        if isinstance(event, EventMention):
+            changes = apply_mention(state, event)
+        else:
+            changes = apply_duplicate(state, event)
+        replay_changes(changes, published)
+    assert state.timeline() == expected
+    assert published == expected  # the topic's consumers see the same timeline
+
+
+def test_apply_mention_is_cheap() -> None:
+    """Coarse guard only (the report quotes the measured figure): a busy bucket stays fast."""
+    state = TimelineState.in_memory()
+    mentions = [
+        mention(f"p{i:04d}", date=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                cameo_code=CODES[i % len(CODES)], wire_id=f"w{i % 97}", article_id=f"w{i % 97}")
+        for i in range(600)
+    ]
+    start = time.perf_counter()
+    for m in mentions:
+        apply_mention(state, m)
+    per_call = (time.perf_counter() - start) / len(mentions)
+    assert per_call < 0.02
+
+
+def reference_partition(mentions: list[EventMention]) -> set[frozenset[str]]:
+    """The documented clustering, naively, straight from merge_key_compatible (quadratic)."""
+
+    def components(items: list[EventMention]) -> list[list[EventMention]]:
+        groups: list[list[EventMention]] = []
+        for m in items:
+            linked = [g for g in groups if any(merge_key_compatible(m, x) for x in g)]
+            merged = [m] + [x for g in linked for x in g]
+            groups = [g for g in groups if g not in linked] + [merged]
+        return groups
+
+    clusters = components([m for m in mentions if m.date_precision == "day"])
+    for precision in ("month", "year"):
+        unattached = []
+        attach: list[tuple[list[EventMention], EventMention]] = []
+        for m in (x for x in mentions if x.date_precision == precision):
+            fits = [c for c in clusters if any(merge_key_compatible(m, x) for x in c)]
+            narrowed = [c for c in fits if any(x.cameo_code == m.cameo_code for x in c)]
+            chosen = narrowed or fits
+            if len(chosen) == 1:
+                attach.append((chosen[0], m))
+            else:
+                unattached.append(m)
+        for cluster, m in attach:
+            cluster.append(m)
+        clusters += components(unattached)
+    return {frozenset(m.mention_id for m in c) for c in clusters}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mention_sets())
+def test_fast_clustering_matches_the_documented_rules(
+    data: tuple[list[EventMention], list[DuplicateNotice]],
+) -> None:
+    unique = list({m.mention_id: m for m in data[0]}.values())
+    built = {frozenset(m.mention_id for m in e.mentions) for e in build_timeline(unique)}
+    assert built == reference_partition(unique)
