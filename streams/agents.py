@@ -185,13 +185,28 @@ async def _publish(changes: list[timeline.TimelineChange], observe: bool = True)
     TIMELINE_SIZE.set(len(timeline_entries))
 
 
+def _repair_timeline_tables() -> None:
+    """After a (re)assignment, re-derive the timeline's index and entries from its mentions."""
+    if not _reconcile["tables"]:
+        return
+    _reconcile["tables"] = False
+    state = _timeline_state()
+    written = timeline.sync_derived(state, timeline.rebuild_derived(state))
+    if written:
+        log.warning("timeline_tables_repaired", keys=written)
+
+
 @app.agent(mentions_topic, name="timeline")
 async def timeline_agent(stream: Any) -> None:
     async for event in stream.events():
         try:
+            _repair_timeline_tables()
             mention = EventMention.model_validate_json(event.value)
             state = _timeline_state()
-            changes = timeline.apply_mention(state, mention)
+            if mention.retracted:
+                changes = timeline.retract_mention(state, mention.mention_id)
+            else:
+                changes = timeline.apply_mention(state, mention)
             now = time.time()
             if now - _last_eviction["timeline"] > EVICT_EVERY_S:
                 changes += timeline.expire(state, settings.timeline_horizon_days, now)
@@ -207,6 +222,7 @@ async def timeline_agent(stream: Any) -> None:
 async def reposts_agent(stream: Any) -> None:
     async for event in stream.events():
         try:
+            _repair_timeline_tables()
             notice = DuplicateNotice.model_validate_json(event.value)
             changes = timeline.apply_duplicate(_timeline_state(), notice)
         except Exception as exc:
@@ -216,17 +232,20 @@ async def reposts_agent(stream: Any) -> None:
         await _publish(changes)
 
 
-# --- timeline reconciliation ---------------------------------------------------------------
-# A crash can leave a timeline change in the state's changelog but not on the timeline topic
-# (the two are separate partitions of one producer). Re-applying the mention then changes
-# nothing, so after every (re)assignment the owner of the timeline state compares the topic
-# with its state and publishes the difference: the topic always converges to the state.
-_reconcile = {"needed": True}
+# --- crash repair --------------------------------------------------------------------------
+# A crash can persist some writes of a message and lose others: each table is its own
+# changelog topic, and the timeline topic another. Everything after the last committed offset
+# is processed again, but re-applying a known mention changes nothing. So after every
+# (re)assignment, the owner of the timeline state (1) re-derives the timeline from its source
+# of truth, the mentions and reposts tables, (2) publishes the difference between that and
+# the topic, and (3) before its next message, rewrites the derived tables to match.
+_reconcile = {"needed": True, "tables": True}
 
 
 @app.on_partitions_assigned.connect
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
     _reconcile["needed"] = True
+    _reconcile["tables"] = True
 
 
 def _owns_timeline() -> bool:
@@ -250,7 +269,8 @@ async def reconcile_timeline() -> None:
     on_topic = await asyncio.get_running_loop().run_in_executor(
         None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=120))
     )
-    changes = timeline.diff_timelines(on_topic, _timeline_state().timeline())
+    truth = timeline.rebuild_derived(_timeline_state()).timeline()
+    changes = timeline.diff_timelines(on_topic, truth)
     if changes:
         log.info("timeline_reconciled", changes=len(changes))
         await _publish(changes, observe=False)

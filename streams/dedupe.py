@@ -191,7 +191,11 @@ def check_and_remember(
     """
     seen = state.signatures.get(article.id)
     if seen is not None:
-        return _verdict_from_record(seen)
+        verdict = _verdict_from_record(seen)
+        if not verdict.is_duplicate and seen.get("sig"):
+            enough = shingles(article.text, config.shingle_size).size >= config.min_shingles
+            _remember_unique(state, article, list(seen["sig"]), float(seen["ts"]), enough, config)
+        return verdict
 
     horizon = now - config.window_s
     first = state.exact.get(article.content_hash)
@@ -212,18 +216,31 @@ def check_and_remember(
             _remember_duplicate(state, article.id, verdict, now)
             return verdict
 
-    if first is None:
-        state.exact[article.content_hash] = {"id": article.id, "ts": now}
     state.signatures[article.id] = {"ts": now, "kind": "unique", "sig": signature}
-    if values.size >= config.min_shingles:
-        entry = {"id": article.id, "ts": now}
-        for key in keys:
-            bucket = list(state.bands.get(key) or ())
-            bucket.append(entry)
-            if len(bucket) > config.max_band_entries:
-                bucket = bucket[-config.max_band_entries :]
-            state.bands[key] = bucket
+    _remember_unique(state, article, signature, now, values.size >= config.min_shingles, config)
     return DedupeVerdict("unique")
+
+
+def _remember_unique(
+    state: DedupeState, article: CleanArticle, signature: list[int], ts: float,
+    banded: bool, config: DedupeConfig,
+) -> None:
+    """Make a unique article a candidate: its exact hash and LSH bands. Idempotent, so that a
+    replay after a crash repairs writes the crash lost (tables are separate changelogs)."""
+    first = state.exact.get(article.content_hash)
+    if first is None or float(first.get("ts", 0.0)) < ts - config.window_s:
+        state.exact[article.content_hash] = {"id": article.id, "ts": ts}
+    if not banded:
+        return
+    entry = {"id": article.id, "ts": ts}
+    for key in lsh_band_keys(signature, config.rows_per_band):
+        bucket = list(state.bands.get(key) or ())
+        if entry in bucket:
+            continue
+        bucket.append(entry)
+        if len(bucket) > config.max_band_entries:
+            bucket = bucket[-config.max_band_entries :]
+        state.bands[key] = bucket
 
 
 def _best_candidate(

@@ -983,6 +983,14 @@ def apply_mention(state: TimelineState, mention: EventMention) -> list[TimelineC
     return _mutate(state, added=[doc])
 
 
+def retract_mention(state: TimelineState, mention_id: str) -> list[TimelineChange]:
+    """Drop a mention the current extractor no longer finds (``relwatch reprocess``)."""
+    current = state.mentions.get(mention_id)
+    if current is None:
+        return []
+    return _mutate(state, removed=[current])
+
+
 def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[TimelineChange]:
     """Record a repost: entries citing the original gain the repost's outlet in ``sources``.
 
@@ -1045,6 +1053,36 @@ def expire(state: TimelineState, horizon_days: float, now: float) -> list[Timeli
         if all(float(r["ingested_at"]) < cutoff for r in recs.values()):
             del state.reposts[original]
     return out
+
+
+# --------------------------------------------------------------------------- crash repair
+
+
+def rebuild_derived(state: TimelineState) -> TimelineState:
+    """A state whose index and entries are derived afresh from ``state``'s mentions and reposts.
+
+    The worker's tables are separate changelog topics, so a crash can persist some writes of
+    one message and lose others. Mentions and reposts are the source of truth; everything else
+    follows from them, order-independently, so this is the batch result for the same input.
+    """
+    fresh = TimelineState(mentions={}, entries={}, index={}, reposts=dict(state.reposts.items()))
+    for _, doc in sorted(state.mentions.items()):
+        apply_mention(fresh, EventMention.model_validate(doc))
+    return fresh
+
+
+def sync_derived(state: TimelineState, fresh: TimelineState) -> int:
+    """Make ``state``'s index and entries equal to ``fresh``'s; returns the keys written."""
+    written = 0
+    for target, source in ((state.index, fresh.index), (state.entries, fresh.entries)):
+        for key in [k for k in list(target.keys()) if k not in source]:
+            del target[key]
+            written += 1
+        for key, value in source.items():
+            if target.get(key) != value:
+                target[key] = value
+                written += 1
+    return written
 
 
 # --------------------------------------------------------------------------- diffs and replay

@@ -294,3 +294,15 @@ def test_verdicts_do_not_depend_on_eviction_timing() -> None:
 
     assert verdict_of_repost(False) == verdict_of_repost(True)
     assert not verdict_of_repost(False).is_duplicate
+
+
+def test_a_replay_repairs_candidate_writes_a_crash_lost() -> None:
+    """Tables are separate changelogs: the verdict may survive a crash while bands do not."""
+    text = " ".join(f"word{i} sentence{i % 7}" for i in range(60))
+    state = _state()
+    dedupe.check_and_remember(_article("a", text), state, now=INGEST)
+    state.bands.clear()
+    state.exact.clear()
+    assert not dedupe.check_and_remember(_article("a", text), state, now=INGEST).is_duplicate
+    repost = dedupe.check_and_remember(_article("b", text + " extra"), state, now=INGEST + 1)
+    assert repost.duplicate_of == "a"

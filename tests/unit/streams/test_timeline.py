@@ -25,7 +25,10 @@ from streams.timeline import (
     entry_id_for,
     expire,
     merge_key_compatible,
+    rebuild_derived,
     replay_changes,
+    retract_mention,
+    sync_derived,
 )
 
 T0 = datetime(2024, 6, 20, tzinfo=UTC).timestamp()
@@ -515,3 +518,27 @@ def test_fast_clustering_matches_the_documented_rules(
     unique = list({m.mention_id: m for m in data[0]}.values())
     built = {frozenset(m.mention_id for m in e.mentions) for e in build_timeline(unique)}
     assert built == reference_partition(unique)
+
+
+def test_rebuild_repairs_derived_tables_after_a_partial_write() -> None:
+    mentions = [mention(f"m{i}") for i in range(3)]
+    state = TimelineState.in_memory()
+    for m in mentions:
+        apply_mention(state, m)
+    expected = state.timeline()
+    # a crash lost the derived writes of the last message, not its mention
+    state.entries.clear()
+    state.index.clear()
+    fresh = rebuild_derived(state)
+    assert fresh.timeline() == expected
+    assert sync_derived(state, fresh) > 0
+    assert state.timeline() == expected and sync_derived(state, fresh) == 0
+
+
+def test_retract_mention_removes_it_and_tombstones_an_emptied_entry() -> None:
+    state = TimelineState.in_memory()
+    apply_mention(state, mention("m1"))
+    (entry_id,) = state.timeline()
+    changes = retract_mention(state, "m1")
+    assert [(c.kind, c.entry_id) for c in changes] == [("tombstone", entry_id)]
+    assert state.timeline() == {} and retract_mention(state, "m1") == []
