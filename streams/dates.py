@@ -228,7 +228,8 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
             before = sentence[max(0, match.start() - 24) : match.start()]
             last = bool(patterns.season_last and patterns.season_last.search(before))
             after = sentence[match.end() : match.end() + 16]
-            year_match = re.match(r"\s*((?:1[89]|20)\d\d)", after)
+            # "summer 2022", "the summer of 2022", "l'été de 2022"
+            year_match = re.match(r"\s*(?:(?:of|de|del|di|des)\s+)?((?:1[89]|20)\d\d)", after)
             year = int(year_match.group(1)) if year_match else None
             end = match.end() + (year_match.end() if year_match else 0)
             add(DateExpression(match.start(), end, "season", season=season, last=last, year=year))

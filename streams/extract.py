@@ -16,7 +16,16 @@ lexicons in ``data/triggers.yaml``) and date expressions, then decides for each 
   meetings and uses of force must be between the two;
 * background — history and context markers, or dates well before publication.
 
-Mentions are deduplicated per article: one per (code, date, countries), keeping the best quote.
+* states are not events — present tense in narration (not quoted, not reported speech, not a
+  title) for the codes in ``stative_present`` ("Pyongyang supplies Moscow", "both deny"), and
+  present-tense relative clauses describing a thing ("a treaty which promises aid");
+* supplies and deployments are ongoing processes: "since X" / "after X" dates them by the start
+  at year precision (the framing clause is context); without a start, present tense is a state.
+
+Mentions are deduplicated per article: one per (code, date, countries), keeping the best quote;
+then one event is kept per ongoing supply/deployment and pair, a generic meeting folds into the
+specific one of its day, an undated reception into the arrival it follows, and praise of a
+visit into that visit (see ``_consolidate``).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -83,7 +92,7 @@ def _data_hash() -> str:
     return digest.hexdigest()[:8]
 
 
-EXTRACTOR_VERSION = f"0.3.0+{_data_hash()}"
+EXTRACTOR_VERSION = f"0.4.0+{_data_hash()}"
 
 
 # --------------------------------------------------------------------------- sentences
@@ -285,6 +294,9 @@ CUE_NAMES = (
     "first_person",
     "inchoative",
     "dyad_reference",
+    "since_frame",
+    "sanctions_noun",
+    "relative_pronoun",
 )
 
 
@@ -292,6 +304,8 @@ CUE_NAMES = (
 class _Lexicon:
     triggers: _PatternSet
     cues: dict[str, _PatternSet]
+    present_suffixes: tuple[str, ...] = ()
+    past_exceptions: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -321,7 +335,18 @@ def _lexicon(lang: str) -> _Lexicon:
             cue_set.add(str(pattern), name, lex_lang)
         cue_set.compile()
         cues[name] = cue_set
-    return _Lexicon(triggers, cues)
+    suffixes = data.get("present_tense_suffixes") or {}
+    return _Lexicon(
+        triggers,
+        cues,
+        tuple(suffixes.get(lang) or ()),
+        tuple(suffixes.get(f"{lang}_past_exceptions") or ()),
+    )
+
+
+@lru_cache(maxsize=1)
+def _stative_codes() -> tuple[str, ...]:
+    return tuple(str(c) for c in _trigger_data().get("stative_present") or ())
 
 
 def match_triggers(
@@ -355,6 +380,8 @@ class ActorMention:
     entity: str
     token_start: int
     is_adjective: bool = False
+    #: A country named as a location ("в Украйна", "in Ukraine"): not a speaker.
+    locative: bool = False
 
 
 @dataclass(slots=True)
@@ -406,8 +433,10 @@ def _actors_from_matches(
         if target.kind == "place":
             place = gaz.places[target.ref]
             places.append(place)
-            locative = _preceded_by(cue_tokens["locative"], tok, 2) or _cjk_locative(
-                sentence, m, lang
+            locative = (
+                _preceded_by(cue_tokens["locative"], tok, 2)
+                or _cjk_locative(sentence, m, lang)
+                or (m.start <= 1 and _DATELINE_PLACE_RE.match(sentence[m.end :]) is not None)
             )
             if place.metonym and not locative:
                 actors.append(
@@ -457,8 +486,18 @@ def _actors_from_matches(
             mention = ActorMention(
                 m.start, m.end, entry.country + "MIL", entry.country, entry.id, tok
             )
+        elif entry.kind == "country" and _preceded_by(cue_tokens["locative"], tok, 1):
+            mention = ActorMention(
+                m.start, m.end, mention.code, mention.country, entry.id, tok, locative=True
+            )
         actors.append(mention)
     return actors, places
+
+
+#: "TOKYO, Nov 12 (KUNA) --", "WONSAN /North Korea/, July 12.": a dateline names a place.
+_DATELINE_PLACE_RE = re.compile(
+    r"\s*(?:/[^/\n]{1,40}/)?\s*,\s*(?:\w{3,10}\.?\s+\d{1,2}\b|\d{1,2}\s+\w{3,10})"
+)
 
 
 def _actor(entry: ActorEntry, m: GazetteerMatch, tok: int, when: date | None) -> ActorMention:
@@ -508,6 +547,8 @@ class _Candidate:
     entities: list[str]
     explicit_date: bool
     score: float
+    #: Praise whose object is a meeting noun ("hailed the visit").
+    about_meeting: bool = False
 
 
 @dataclass(slots=True)
@@ -582,7 +623,8 @@ def _publication_anchor(article: CleanArticle, lang: str) -> tuple[date | None, 
     # An ingest time is not a publication time (a replayed archive is ingested years later).
     trusted = article.published_source != "ingest"
     if article.published is not None and article.published_has_year and trusted:
-        if _month_only(article.published):
+        if article.published_precision != "day":
+            # Metadata gave only a month (or a year): relative days cannot be resolved.
             return article.published.date(), article.published_source + ":month"
         return article.published.date(), article.published_source
     text = (article.title or "") + "\n" + article.text
@@ -617,11 +659,6 @@ def _publication_anchor(article: CleanArticle, lang: str) -> tuple[date | None, 
             if candidate.weekday() == weekdays[0]:
                 return candidate, "text_weekday"
     return None, "none"
-
-
-def _month_only(published: datetime) -> bool:
-    """A publication time of exactly midnight on the 1st is a month given without a day."""
-    return published.day == 1 and (published.hour, published.minute, published.second) == (0, 0, 0)
 
 
 def _sentence_events(
@@ -673,12 +710,17 @@ def _sentence_events(
             confirm_end = trig.end if confirm_end < 0 else confirm_end
     verb_roots = {t.spec.code[:2] for t in triggers if t.spec.pos == "verb"}
     month_only = anchor_source.endswith(":month")
+    process_start = _process_start(triggers, analysis, expressions, anchor, state)
+    frame = process_start[0] if process_start is not None else (-1, -1)
+    reported = bool(analysis.cues["speech"])
     for trig in triggers:
         spec = trig.spec
         code = spec.code
         in_quote = _in_quote(analysis.quotes, trig.start)
         if spec.pos == "noun" and code[:2] in verb_roots:
             continue  # "arrived ... for a three-day visit": the noun restates the verb's event
+        if frame[0] <= trig.start < frame[1] and spec.kind not in ("supply", "deploy"):
+            continue  # inside "since/after X" framing an ongoing process: context, not news
         # Modality and negation.
         negated = _negated(trig, analysis, lang, text)
         if negated and code != "0312":
@@ -690,21 +732,40 @@ def _sentence_events(
         if material and criticism_end >= 0 and trig.start >= criticism_end and not in_quote:
             continue  # the object of a criticism or accusation, not a separate event
         if spec.kind != "intent" and future:
-            if speaker is not None and not code.startswith(("01", "02", "10", "11", "12", "13")):
+            if (
+                speaker is not None
+                and not _is_channel(speaker, gaz)
+                and not code.startswith(("01", "02", "10", "11", "12", "13"))
+            ):
                 code = "010"  # an actor announces a plan or expectation: a statement
             else:
                 continue
         expr = assigned.get(id(trig))
         explicit = expr is not None
-        if (
-            spec.kind in ("supply", "deploy")
+        resolved: ResolvedDate | None = None
+        process = spec.kind in ("supply", "deploy") and code == spec.code
+        if process and process_start is not None:
+            # An ongoing process dated by its start ("since summer 2022"): year precision.
+            resolved = process_start[1]
+            explicit = True
+        elif (
+            process
             and not explicit
-            and code == spec.code
             and (_ongoing(trig, analysis, lang) or _embedded(trig, analysis))
         ):
             continue  # an ongoing state or a restated claim, not a dated development
-        resolved: ResolvedDate | None = None
-        if expr is not None:
+        elif (
+            not explicit
+            and not in_quote
+            and not reported
+            and not sentence.is_title
+            and code.startswith(_stative_codes())
+            and _ongoing(trig, analysis, lang)
+        ):
+            continue  # present tense in narration: a standing position, not a development
+        if _describes_thing(trig, analysis, actors) and _ongoing(trig, analysis, lang):
+            continue  # "an agreement which promises aid": what a thing says, not an event
+        if expr is not None and resolved is None:
             resolved = resolve_expression(expr, anchor, True, not future, state.context_date)
         if (
             resolved is None
@@ -737,6 +798,20 @@ def _sentence_events(
         )
         if not actor_list:
             continue
+        if (
+            code[:2] in ("10", "12")
+            and analysis.cues["sanctions_noun"]
+            and not any(a.country in INTERNATIONAL_BODIES for a in actor_list)
+        ):
+            # A demand about a sanctions regime addresses the body that imposed it.
+            actor_list = (
+                actor_list
+                + [
+                    _relocated(a)
+                    for a in state.previous_actors
+                    if a.country in INTERNATIONAL_BODIES
+                ][:1]
+            )
         event_actors = [_recode(a, event_day, gaz) for a in actor_list]
         src, tgt, involved = _assign_roles(
             trig,
@@ -778,6 +853,13 @@ def _sentence_events(
                 entities,
                 explicit,
                 score,
+                code.startswith("05")
+                and any(
+                    t.spec.kind == "meeting"
+                    and t.spec.pos == "noun"
+                    and 0 <= t.token_start - trig.token_end <= 5
+                    for t in triggers
+                ),
             )
         )
     # Narrative state for the next sentence.
@@ -814,7 +896,70 @@ def _ongoing(trig: TriggerMatch, analysis: _SentenceAnalysis, lang: str) -> bool
     if lang in ("ru", "uk"):
         tag = morph_tag(analysis.tokens[trig.token_start].text, lang)
         return "pres" in tag
+    lex = _lexicon(lang)
+    if lex.present_suffixes:
+        word = analysis.lowered[trig.token_start]
+        if word.endswith(lex.past_exceptions):
+            return False
+        return word.endswith(lex.present_suffixes)
     return False
+
+
+def _describes_thing(
+    trig: TriggerMatch, analysis: _SentenceAnalysis, actors: Sequence[ActorMention]
+) -> bool:
+    """The trigger opens a relative clause whose antecedent is not an actor."""
+    for _cs, _ce, ts, te in analysis.cues["relative_pronoun"]:
+        if not (trig.token_start - 2 <= te - 1 < trig.token_start):
+            continue
+        if ts == 0:
+            return False
+        antecedent = analysis.tokens[ts - 1].start
+        return not any(a.start <= antecedent < a.end for a in actors)
+    return False
+
+
+def _is_channel(actor: ActorMention, gaz: Gazetteer) -> bool:
+    entry = gaz.actors.get(actor.entity)
+    return entry is not None and entry.channel
+
+
+def _process_start(
+    triggers: Sequence[TriggerMatch],
+    analysis: _SentenceAnalysis,
+    expressions: Sequence[DateExpression],
+    anchor: date | None,
+    state: _ArticleState,
+) -> tuple[tuple[int, int], ResolvedDate] | None:
+    """Where a "since/after X" frame of a supply or deployment starts, and the year it names.
+
+    "North Korea has supplied shells since summer 2022" and "КНДР поставляет вооружения после
+    того, как ... летом 2022 года" date the ongoing process by its start, at year precision.
+    """
+    process = [t for t in triggers if t.spec.kind in ("supply", "deploy")]
+    if not process:
+        return None
+    text = analysis.text
+    for expr in expressions:
+        # "since 2023", "с лета 2023 года", "seit 2023": a start glued to its preposition.
+        if _SINCE_RE.search(text[max(0, expr.start - 12) : expr.start]):
+            resolved = resolve_expression(expr, anchor, True, True, state.context_date)
+            if resolved is not None:
+                return (-1, -1), ResolvedDate(resolved.date[:4], "year", "process_start")
+    for cs, ce, _ts, _te in analysis.cues["since_frame"]:
+        before = [t for t in process if t.start < cs]
+        after = [t for t in process if t.start >= ce]
+        if not before and not after:
+            continue
+        # The frame runs to the end of the sentence, or up to the process it precedes.
+        frame_end = len(analysis.text) if before else min(t.start for t in after)
+        for expr in expressions:
+            if ce <= expr.start < frame_end and expr.start - ce <= 120:
+                resolved = resolve_expression(expr, anchor, True, True, state.context_date)
+                if resolved is None:
+                    continue
+                return (cs, frame_end), ResolvedDate(resolved.date[:4], "year", "process_start")
+    return None
 
 
 def _embedded(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:
@@ -927,11 +1072,23 @@ def _find_speaker(
     speech = analysis.cues["speech"]
     if not speech:
         return None
-    outside = [a for a in actors if not _in_quote(analysis.quotes, a.start) and not a.is_adjective]
+    outside = [
+        a
+        for a in actors
+        if not _in_quote(analysis.quotes, a.start) and not a.is_adjective and not a.locative
+    ]
     best: tuple[int, ActorMention] | None = None
     complementizers = [cs for cs, _, _, _ in analysis.cues["complementizer"]]
-    for s, e, _ts, _te in speech:
+    pronoun_tokens = {t for _, _, ts, te in analysis.cues["pronoun"] for t in range(ts, te)}
+    for s, e, ts, te in speech:
         if _in_quote(analysis.quotes, s):
+            continue
+        if ts - 1 in pronoun_tokens or te in pronoun_tokens:
+            # "what he said", "сказал он": the speaker is the subject named before, not the
+            # nearest name.
+            subject = next((a for a in outside if a.end <= s), None)
+            if subject is not None:
+                return subject
             continue
         for a in outside:
             if a.end <= s:
@@ -1042,10 +1199,16 @@ def _assign_roles(
         if source is not None and before and source.is_adjective:
             # A country adjective right before a person names that person's country.
             source = before[0]
+    if spec.kind == "deploy" and (source is None or source.country not in DYAD):
+        # The deploying side is the one whose forces are named ("a contingent of North Korean
+        # servicemen"), not the one reporting them.
+        forces = [a for a in involved if a.code.endswith("MIL") and a.country in DYAD]
+        if forces:
+            source = forces[0]
     if source is None:
         return None, None, involved
     others = [a for a in involved if a.country != source.country]
-    cooperative = code[:2] in ("03", "04", "05", "06", "07", "08")
+    cooperative = code[:2] in ("03", "04", "05", "06", "07", "08", "15")
     igo = [a for a in others if a.country in INTERNATIONAL_BODIES]
     if code[:2] in ("10", "12") and igo:
         return source, igo[0], involved  # a demand or veto addressed to an international body
@@ -1061,10 +1224,14 @@ def _assign_roles(
         after = [a for a in after if a.country in DYAD]
     pool_target = named_after or after or [a for a in others if not a.is_adjective] or others
     target: ActorMention | None = pool_target[0] if pool_target else None
-    if target is None and spec.code == "042":
+    if (target is None and spec.code == "042") or (
+        spec.kind == "deploy"
+        and source.country in DYAD
+        and (target is None or target.country not in DYAD)
+    ):
         # The other side may be the destination: "Shoigu arrived in Pyongyang".
         for place in places:
-            if place.country != source.country:
+            if place.country != source.country and (target is None or place.country in DYAD):
                 target = ActorMention(-1, -1, place.country, place.country, place.id, -1)
                 involved.append(target)
                 break
@@ -1094,8 +1261,16 @@ def _relevant(
     if src.country in DYAD:
         # Russia or the DPRK acting on an international body about the other (a veto).
         return tgt.country in INTERNATIONAL_BODIES
+    if code[:2] in _COOPERATIVE_ROOTS:
+        # A third party cooperating with one side (Putin-Xi talks, invitations to China and
+        # Russia) is off-dyad; third parties act on the relationship by statements,
+        # criticism, demands, sanctions.
+        return False
     # A third party acting on one side of the dyad, with the other side involved.
     return tgt.country in DYAD
+
+
+_COOPERATIVE_ROOTS = frozenset({"03", "04", "05", "06", "07", "08"})
 
 
 def _ordered_codes(
@@ -1153,6 +1328,7 @@ def _dedupe(candidates: Iterable[_Candidate]) -> list[_Candidate]:
         )
 
     chosen = [c for c in chosen if not restated(c)]
+    chosen = _consolidate(chosen)
     body = [c for c in chosen if not c.sentence.is_title]
     out = list(body)
     for cand in chosen:
@@ -1180,6 +1356,70 @@ def _dedupe(candidates: Iterable[_Candidate]) -> list[_Candidate]:
             final.append(cand)
     final.sort(key=lambda c: (c.sentence.index, c.trigger.start))
     return final
+
+
+def _pair(c: _Candidate) -> frozenset[str]:
+    return frozenset({c.source.country, c.target.country})
+
+
+def _consolidate(chosen: list[_Candidate]) -> list[_Candidate]:
+    """Same-event consolidation within one article.
+
+    * A supply or deployment is one ongoing process per pair of countries: undated restatements
+      ("was sent", "began to supply in return") fold into the dated report of it.
+    * A generic meeting (040) on the day of a specific one (visit, reception, talks) between the
+      same sides is that meeting; an undated greeting or reception (043/040) within a day of an
+      arrival (042) is the reception on arrival.
+    * Praise of a visit or talks ("hailed the visit as very important") evaluates the meeting
+      the article reports that day: it is part of it, not a separate event.
+    """
+
+    def days_apart(a: _Candidate, b: _Candidate) -> int:
+        return abs((a.date.first_day() - b.date.first_day()).days)
+
+    def same_day(a: _Candidate, b: _Candidate) -> bool:
+        return a.date.precision == b.date.precision == "day" and days_apart(a, b) == 0
+
+    out: list[_Candidate] = []
+    for cand in chosen:
+        pair = _pair(cand)
+        others = [o for o in chosen if o is not cand and _pair(o) == pair]
+        process = cand.trigger.spec.kind in ("supply", "deploy")
+        if (
+            process
+            and not cand.explicit_date
+            and any(
+                o.trigger.spec.kind == cand.trigger.spec.kind
+                and (o.explicit_date or o.sentence.index < cand.sentence.index)
+                for o in others
+            )
+        ):
+            continue
+        if cand.code == "040" and any(
+            o.code[:2] == "04" and o.code != "040" and same_day(o, cand) for o in others
+        ):
+            continue
+        if (
+            cand.code in ("040", "043")
+            and not cand.explicit_date
+            and any(
+                o.code == "042"
+                and o.date.precision == "day"
+                and cand.date.precision == "day"
+                # an undated reception falls back to the report date: it follows the arrival
+                and 0 <= (cand.date.first_day() - o.date.first_day()).days <= 3
+                for o in others
+            )
+        ):
+            continue
+        if (
+            cand.code.startswith("05")
+            and cand.about_meeting
+            and any(o.code[:2] == "04" and o.date.date == cand.date.date for o in others)
+        ):
+            continue
+        out.append(cand)
+    return out
 
 
 def _to_mention(article: CleanArticle, cand: _Candidate, anchor_source: str) -> EventMention:

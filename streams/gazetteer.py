@@ -185,6 +185,9 @@ class ActorEntry:
     country: str
     roles: tuple[ActorRole, ...]
     name: str
+    #: A news agency or outlet: it relays other actors' words and is not itself the source
+    #: of a statement it reports.
+    channel: bool = False
 
     def code_at(self, when: date | None) -> str:
         """The actor code in force on ``when`` (the latest role when the day is unknown)."""
@@ -276,7 +279,14 @@ class Gazetteer:
             for item in data.get(section, []):
                 roles = _parse_roles(item)
                 name = _display_name(item)
-                entry = ActorEntry(item["id"], kind, item["country"], roles, name)  # type: ignore[arg-type]
+                entry = ActorEntry(
+                    item["id"],
+                    kind,  # type: ignore[arg-type]
+                    item["country"],
+                    roles,
+                    name,
+                    bool(item.get("channel", False)),
+                )
                 self.actors[entry.id] = entry
                 self._add_aliases(item.get("aliases"), AliasTarget("actor", entry.id))
         for index, item in enumerate(data.get("surnames", [])):

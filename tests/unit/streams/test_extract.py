@@ -231,12 +231,14 @@ def _corpus_report(corpus: Path) -> tuple[EvalReport, list[CleanArticle]]:
 
 def test_floor_on_the_seeds() -> None:
     report, _ = _corpus_report(SEEDS)
-    assert report.f1 >= 0.45, report.summary()
+    # 0.667 measured; arms supply follows the dev corpus convention (062), which the seeds'
+    # S12 codes 07 — see triggers.yaml
+    assert report.f1 >= 0.65, report.summary()
 
 
 def test_floor_on_the_dev_corpus() -> None:
     report, _ = _corpus_report(DEV)
-    assert report.f1 >= 0.70, report.summary()
+    assert report.f1 >= 0.82, report.summary()  # 0.849 measured
     assert report.date_accuracy >= 0.9, report.summary()
     assert report.entries_per_gold <= 1.3, report.summary()
 
@@ -260,3 +262,182 @@ def test_cost_per_article() -> None:
         extract_events(a)
         times.append(time.perf_counter() - start)
     assert statistics.median(times) < 0.010
+
+
+# ---------------------------------------------------------------- synthetic held-out sentences
+# Written for these rules (never copied from news): supply as an ongoing process, present tense
+# as a state, relative clauses describing a thing, off-dyad cooperation, same-event
+# consolidation within an article, news agencies as channels, datelines, sanctions demands.
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "year"),
+    [
+        (
+            "en",
+            "North Korea has supplied Russia with artillery shells since the summer of 2022.",
+            "2022",
+        ),
+        ("ru", "Северная Корея поставляет России снаряды с лета 2023 года.", "2023"),
+        (
+            "ru",
+            "КНДР поставляет оружие России после того, как Путин попросил о помощи "
+            "весной 2023 года.",
+            "2023",
+        ),
+        (
+            "uk",
+            "КНДР постачає Росії снаряди після того, як Путін попросив допомоги влітку 2023 року.",
+            "2023",
+        ),
+        (
+            "bg",
+            "Северна Корея доставя снаряди на Русия откакто започна войната през 2022 г.",
+            "2022",
+        ),
+        ("de", "Nordkorea hat Russland seit 2023 Munition geliefert.", "2023"),
+        ("fr", "La Corée du Nord a livré des obus à la Russie depuis 2023.", "2023"),
+        ("es", "Corea del Norte suministró proyectiles a Rusia desde 2023.", "2023"),
+    ],
+)
+def test_arms_supply_is_062_dated_by_its_start(lang: str, text: str, year: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date, m.date_precision) for m in got] == [("062", year, "year")]
+    assert {m.source_actor[:3] for m in got} == {"PRK"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "North Korea supplies Russia with shells."),
+        ("bg", "Северна Корея предоставя оръжия на Русия."),
+        ("ru", "Пхеньян поставляет Москве боеприпасы."),
+        ("bg", "И Пхенян, и Москва отричат обвиненията."),
+        ("en", "Both Moscow and Pyongyang deny the accusations."),
+        ("ru", "Северная Корея поддерживает Россию в войне."),
+    ],
+)
+def test_present_tense_in_narration_is_a_state(lang: str, text: str) -> None:
+    assert events(text, lang) == []
+
+
+def test_present_tense_reported_speech_is_still_an_event() -> None:
+    got = events("Ким заявил во вторник, что КНДР поддерживает Россию.", "ru")
+    assert [(m.cameo_code, m.date) for m in got] == [("051", "2024-06-18")]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("bg", "Путин и Ким подписаха договор, който обещава взаимна помощ."),
+        ("en", "Putin and Kim signed a treaty which promises mutual assistance."),
+    ],
+)
+def test_relative_clause_describing_a_thing_is_not_an_event(lang: str, text: str) -> None:
+    assert [m.cameo_code for m in events(text, lang)] == ["057"]
+
+
+def test_third_party_cooperation_is_off_dyad() -> None:
+    assert events("Китай пригласил Россию и КНДР на переговоры во вторник.", "ru") == []
+    assert events("China welcomed the visit of Putin to North Korea on Tuesday.") == []
+    got = events(
+        "The United States condemned the arms deal between Russia and North Korea on Tuesday."
+    )
+    assert [m.cameo_code for m in got] == ["111"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        (
+            "en",
+            "Putin arrived in Pyongyang on Tuesday. He was greeted by Kim Jong Un at the airport.",
+        ),
+        ("ru", "Путин прибыл в Пхеньян во вторник. В аэропорту его встретил Ким Чен Ын."),
+        ("bg", "Путин пристигна в Пхенян във вторник. Ким се срещна с Путин на летището."),
+    ],
+)
+def test_reception_on_arrival_is_the_arrival(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date) for m in got] == [("042", "2024-06-18")]
+
+
+def test_dated_reception_on_another_day_stays_apart() -> None:
+    got = events(
+        "Shoigu arrived in Pyongyang on Tuesday. On Wednesday Kim Jong Un received Shoigu."
+    )
+    assert [(m.cameo_code, m.date) for m in got] == [("042", "2024-06-18"), ("043", "2024-06-19")]
+
+
+def test_generic_meeting_and_praise_of_a_visit_fold_into_the_meeting() -> None:
+    got = events(
+        "Lavrov met Choe Son Hui on Tuesday. "
+        "Lavrov held talks with Choe Son Hui in Moscow on Tuesday."
+    )
+    assert [m.cameo_code for m in got] == ["046"]
+    got = events(
+        "Ким Чен Ын высоко оценил визит Лаврова во вторник. "
+        "Ким принял Лаврова в Вонсане во вторник.",
+        "ru",
+    )
+    assert [m.cameo_code for m in got] == ["043"]
+    assert [
+        m.cameo_code for m in events("Putin thanked Kim Jong Un for his support on Tuesday.")
+    ] == ["051"]
+
+
+def test_news_agency_is_a_channel_and_dateline_is_a_place() -> None:
+    assert (
+        events("The treaty will take effect when both sides exchange instruments, KCNA said.") == []
+    )
+    got = events("TOKYO, Nov 12 (Kyodo) -- North Korea ratified the treaty with Russia on Monday.")
+    assert [(m.cameo_code, m.source_actor, m.target_actor) for m in got] == [("057", "PRK", "RUS")]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("bg", "Путин благодари на Ким за подкрепата в Украйна, част от това, което той каза."),
+        (
+            "en",
+            "Putin thanked Kim for the support in Ukraine, "
+            "which he said was a fight against hegemony.",
+        ),
+    ],
+)
+def test_pronoun_speaker_is_the_named_subject(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.source_actor) for m in got] == [("051", "RUSGOV")]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        (
+            "ru",
+            "Сотрудничество запрещено санкциями ООН. "
+            "Санкционный режим против КНДР должен быть пересмотрен, заявил Путин.",
+        ),
+        (
+            "en",
+            "Cooperation is banned by UN sanctions. "
+            "The sanctions against North Korea must be revised, Putin said.",
+        ),
+    ],
+)
+def test_demand_about_sanctions_addresses_the_sanctioning_body(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code[:2], m.source_actor, m.target_actor) for m in got] == [
+        ("10", "RUSGOV", "UNO")
+    ]
+
+
+def test_deployment_source_is_the_side_whose_forces_are_named() -> None:
+    text = (
+        "Още през 2023-а година украинското разузнаване съобщи за пристигането в окупираните "
+        "украински територии на контингент военнослужещи от Северна Корея."
+    )
+    got = events(text, "bg", published=datetime(2024, 10, 15))
+    assert [(m.cameo_code, m.date, m.source_actor[:3], m.target_actor) for m in got] == [
+        ("150", "2023", "PRK", "RUS")
+    ]
