@@ -185,22 +185,37 @@ async def _publish(changes: list[timeline.TimelineChange], observe: bool = True)
     TIMELINE_SIZE.set(len(timeline_entries))
 
 
-def _repair_timeline_tables() -> None:
-    """After a (re)assignment, re-derive the timeline's index and entries from its mentions."""
-    if not _reconcile["tables"]:
+async def _repair_after_assignment() -> None:
+    """Once per (re)assignment, before the next timeline message: re-derive the derived
+    tables from the mentions and reposts, then publish what the topic lacks or has too much.
+
+    It runs in the agent, where Faust has finished recovering the tables of this partition:
+    a timer could see a half-recovered state during a rebalance and tombstone live entries.
+    """
+    if not _reconcile["needed"]:
         return
-    _reconcile["tables"] = False
+    _reconcile["needed"] = False
     state = _timeline_state()
-    written = timeline.sync_derived(state, timeline.rebuild_derived(state))
+    fresh = timeline.rebuild_derived(state)
+    written = timeline.sync_derived(state, fresh)
     if written:
         log.warning("timeline_tables_repaired", keys=written)
+    bootstrap = settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
+    topic = timeline_topic.get_topic_name()
+    on_topic = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=120))
+    )
+    changes = timeline.diff_timelines(on_topic, fresh.timeline())
+    if changes:
+        log.warning("timeline_topic_reconciled", changes=len(changes))
+        await _publish(changes, observe=False)
 
 
 @app.agent(mentions_topic, name="timeline")
 async def timeline_agent(stream: Any) -> None:
     async for event in stream.events():
         try:
-            _repair_timeline_tables()
+            await _repair_after_assignment()
             mention = EventMention.model_validate_json(event.value)
             state = _timeline_state()
             if mention.retracted:
@@ -222,7 +237,7 @@ async def timeline_agent(stream: Any) -> None:
 async def reposts_agent(stream: Any) -> None:
     async for event in stream.events():
         try:
-            _repair_timeline_tables()
+            await _repair_after_assignment()
             notice = DuplicateNotice.model_validate_json(event.value)
             changes = timeline.apply_duplicate(_timeline_state(), notice)
         except Exception as exc:
@@ -236,44 +251,20 @@ async def reposts_agent(stream: Any) -> None:
 # A crash can persist some writes of a message and lose others: each table is its own
 # changelog topic, and the timeline topic another. Everything after the last committed offset
 # is processed again, but re-applying a known mention changes nothing. So after every
-# (re)assignment, the owner of the timeline state (1) re-derives the timeline from its source
-# of truth, the mentions and reposts tables, (2) publishes the difference between that and
-# the topic, and (3) before its next message, rewrites the derived tables to match.
-_reconcile = {"needed": True, "tables": True}
+# (re)assignment the owner of the timeline state repairs both before it goes on
+# (``_repair_after_assignment``).
+_reconcile = {"needed": True}
 
 
 @app.on_partitions_assigned.connect
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
     _reconcile["needed"] = True
-    _reconcile["tables"] = True
-
-
-def _owns_timeline() -> bool:
-    actives = app.assignor.assigned_actives()
-    return any(tp.topic == mentions_topic.get_topic_name() for tp in actives)
 
 
 def _ready() -> bool:
-    return bool(app.tables.recovery.completed.is_set() and not app.rebalancing)
-
-
-@app.timer(interval=2.0)
-async def reconcile_timeline() -> None:
-    if not _reconcile["needed"] or not _ready():
-        return
-    _reconcile["needed"] = False
-    if not _owns_timeline():
-        return
-    bootstrap = settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
-    topic = timeline_topic.get_topic_name()
-    on_topic = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=120))
-    )
-    truth = timeline.rebuild_derived(_timeline_state()).timeline()
-    changes = timeline.diff_timelines(on_topic, truth)
-    if changes:
-        log.info("timeline_reconciled", changes=len(changes))
-        await _publish(changes, observe=False)
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    return bool(recovery.completed.is_set() and not recovery.in_recovery
+                and not app.rebalancing)
 
 
 register_pages(app, current_entries, _ready)
