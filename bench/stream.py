@@ -2,8 +2,10 @@
 
 Articles are built from the sentences of the shared corpora (read at run time from
 ``../shared``; the project's own ``examples/`` otherwise): each new article mixes 3–14
-sentences of one language, so lengths and languages vary like a real feed, and a share of
-the stream are reposts (exact or lightly edited copies of an earlier article under another
+sentences of one language, so lengths and languages vary like a real feed, plus a paragraph
+of 40–120 words drawn at random from that language's vocabulary (the corpora are small, so
+without it most mixes would share sentences and dedupe would rightly call them reposts); a
+share of the stream are reposts (exact or lightly edited copies of an earlier article under another
 outlet), which dedupe must catch.
 """
 
@@ -54,11 +56,13 @@ def build_stream(n: int, seed: int = 7, repost_share: float = 0.15,
     rng = random.Random(seed)
     records = records if records is not None else load_records()
     pools: dict[str, list[str]] = defaultdict(list)
+    vocab: dict[str, list[str]] = defaultdict(list)
     published: dict[str, list[str]] = defaultdict(list)
     for rec in records:
         lang = str(rec.get("lang") or "en")
         text = str(rec.get("text") or "")
         pools[lang] += [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 25]
+        vocab[lang] += re.findall(r"\w{3,}", text)
         if rec.get("published"):
             published[lang].append(str(rec["published"]))
     langs = sorted(lang for lang, pool in pools.items() if len(pool) >= 3)
@@ -77,8 +81,10 @@ def build_stream(n: int, seed: int = 7, repost_share: float = 0.15,
             items.append(StreamItem(art, original.wire_group))
             continue
         lang = rng.choices(langs, weights)[0]
-        k = rng.randint(3, 14)
+        k = rng.randint(3, max(3, min(14, len(pools[lang]) // 6)))
         text = "\n".join(rng.sample(pools[lang], min(k, len(pools[lang]))))
+        filler = " ".join(rng.choices(vocab[lang], k=rng.randint(40, 120)))
+        text = f"{text}\n\n{filler}."
         pub = rng.choice(published[lang]) if published[lang] and rng.random() < 0.8 else None
         art = RawArticle(id=f"b{i:07d}", url=f"https://news{i % 13}.example.org/{i}",
                          outlet=f"news{i % 13}.example.org", lang=lang, published=pub,

@@ -46,6 +46,8 @@ from streams.dates import (
     DateExpression,
     ResolvedDate,
     find_date_expressions,
+    FLOATING_YEAR,
+    partial_date,
     resolve_expression,
 )
 from streams.gazetteer import (
@@ -202,7 +204,8 @@ class _PatternSet:
                 words.append((part, exact, gap if i == 0 else False))
             gap = False
         if words:
-            self.by_prefix.setdefault(words[0][0][:2], []).append(_Pattern(tuple(words), value))
+            key = words[0][0][:_PREFIX_KEY]
+            self.by_prefix.setdefault(key, []).append(_Pattern(tuple(words), value))
 
     def compile(self) -> None:
         if self.substring_values:
@@ -221,12 +224,19 @@ class _PatternSet:
                 out.append((m.start(), m.end(), tok, tok + 1, value))
         if not self.by_prefix:
             return out
+        buckets = self.by_prefix
         for i, word in enumerate(lowered):
-            for pattern in self.by_prefix.get(word[:2], ()):
-                end = _match_words(pattern.words, lowered, i)
-                if end is not None:
-                    out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
+            # a pattern is filed under its first word's first _PREFIX_KEY letters (or the whole
+            # word when shorter), so only buckets keyed by a prefix of this word can match
+            for k in range(1, min(len(word), _PREFIX_KEY) + 1):
+                for pattern in buckets.get(word[:k], ()):
+                    end = _match_words(pattern.words, lowered, i)
+                    if end is not None:
+                        out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
         return out
+
+
+_PREFIX_KEY = 4
 
 
 def _token_at(tokens: Sequence[Token], char: int) -> int:
@@ -594,6 +604,8 @@ def extract_events(article: CleanArticle) -> list[EventMention]:
     candidates: list[_Candidate] = []
     for sentence in sentences:
         candidates.extend(_sentence_events(sentence, lang, anchor, anchor_source, gaz, state))
+    if anchor is None or anchor.year >= FLOATING_YEAR - 1:
+        candidates = _floating_candidates(candidates)
     chosen = _dedupe(candidates)
     return [_to_mention(article, c, anchor_source) for c in chosen]
 
@@ -611,6 +623,22 @@ def _article_sentences(article: CleanArticle, lang: str) -> list[Sentence]:
             )
             return sentences
     return [Sentence(-1, title, -1, -1, is_title=True), *sentences]
+
+
+def _floating_candidates(candidates: Iterable[_Candidate]) -> list[_Candidate]:
+    """Undated article: only dates the text gives can date an event, absolute ones or partial
+    ones (month and day without a year, a day of month, a weekday) that the timeline anchors
+    against dated reports; a stand-in date of a yearless publication becomes partial."""
+    out: list[_Candidate] = []
+    for cand in candidates:
+        resolved = cand.date
+        if resolved.partial is None and resolved.first_day().year >= FLOATING_YEAR - 1:
+            if resolved.precision == "year":
+                continue
+            partial = "--" + resolved.date[5:]
+            cand.date = ResolvedDate(resolved.date, resolved.precision, resolved.source, partial)
+        out.append(cand)
+    return out
 
 
 def _publication_anchor(article: CleanArticle, lang: str) -> tuple[date | None, str]:
@@ -643,6 +671,12 @@ def _publication_anchor(article: CleanArticle, lang: str) -> tuple[date | None, 
             years.append(expr.year)
     if full:
         return max(full), "text"
+    if article.published is not None and trusted and article.published_precision == "day":
+        # A publication day without its year: relative dates resolve to month and day, in a
+        # stand-in year; the timeline infers the year (see _floating_candidates).
+        pub = article.published.date()
+        if pub.month != 2 or pub.day != 29 or FLOATING_YEAR % 4 == 0:
+            return pub.replace(year=FLOATING_YEAR), "text_yearless"
     if article.published is not None and partial:
         # Month and day known, year not: keep the publication's month/day only if the text's
         # own dates agree; without a year nothing can be dated.
@@ -766,7 +800,7 @@ def _sentence_events(
         if _describes_thing(trig, analysis, actors) and _ongoing(trig, analysis, lang):
             continue  # "an agreement which promises aid": what a thing says, not an event
         if expr is not None and resolved is None:
-            resolved = resolve_expression(expr, anchor, True, not future, state.context_date)
+            resolved = _resolve(expr, anchor, not future, state.context_date)
         if (
             resolved is None
             and confirm_end >= 0
@@ -777,7 +811,7 @@ def _sentence_events(
         if resolved is None and assigned and spec.pos == "verb" and not future:
             # Another verb of the sentence carries its date: the sentence tells one moment.
             shared = next(iter(assigned.values()))
-            resolved = resolve_expression(shared, anchor, True, True, state.context_date)
+            resolved = _resolve(shared, anchor, True, state.context_date)
         if resolved is None:
             if spec.pos == "noun":
                 continue  # a noun naming an event needs a date of its own
@@ -1003,6 +1037,17 @@ def _assign_dates(
     return out
 
 
+def _resolve(
+    expr: DateExpression, anchor: date | None, tense_past: bool, context: ResolvedDate | None
+) -> ResolvedDate | None:
+    """An expression resolved against publication; without a publication date, a floating
+    (partial) date when the text gives one (see :func:`streams.dates.partial_date`)."""
+    resolved = resolve_expression(expr, anchor, True, tense_past, context)
+    if resolved is None and anchor is None:
+        resolved = partial_date(expr, context)
+    return resolved
+
+
 def _fallback_date(
     report_exprs: Sequence[DateExpression],
     anchor: date | None,
@@ -1012,11 +1057,12 @@ def _fallback_date(
     future: bool,
 ) -> ResolvedDate | None:
     for expr in report_exprs:
-        resolved = resolve_expression(expr, anchor, True, True, state.context_date)
+        resolved = _resolve(expr, anchor, True, state.context_date)
         if resolved is not None:
-            return ResolvedDate(resolved.date, resolved.precision, "report_date")
+            return ResolvedDate(resolved.date, resolved.precision, "report_date", resolved.partial)
     if pronoun_start and not new_paragraph and state.context_date is not None:
-        return ResolvedDate(state.context_date.date, state.context_date.precision, "narrative")
+        ctx = state.context_date
+        return ResolvedDate(ctx.date, ctx.precision, "narrative", ctx.partial)
     if anchor is None:
         return None
     return ResolvedDate(anchor.isoformat(), "day", "published")
@@ -1294,6 +1340,9 @@ def _ordered_codes(
 def _is_background(
     resolved: ResolvedDate, anchor: date | None, analysis: _SentenceAnalysis, trig: TriggerMatch
 ) -> bool:
+    if anchor is not None and anchor.year >= FLOATING_YEAR - 1:
+        if resolved.partial is None or resolved.precision != "day":
+            return bool(analysis.cues["background"])
     if anchor is not None:
         if resolved.precision == "year":
             if int(resolved.date) < anchor.year:
@@ -1425,8 +1474,10 @@ def _consolidate(chosen: list[_Candidate]) -> list[_Candidate]:
 def _to_mention(article: CleanArticle, cand: _Candidate, anchor_source: str) -> EventMention:
     code = cand.code
     actors_key = "|".join(sorted(cand.actors))
+    partial = cand.date.partial
+    when = partial or cand.date.date
     mention_id = hashlib.sha1(
-        f"{article.id}|{code}|{actors_key}|{cand.date.date}".encode()
+        f"{article.id}|{code}|{actors_key}|{when}".encode()
     ).hexdigest()[:20]
     places = [
         Place(name=p.name, lat=p.lat, lon=p.lon, country=p.country)
@@ -1447,9 +1498,10 @@ def _to_mention(article: CleanArticle, cand: _Candidate, anchor_source: str) -> 
         source_actor=cand.source.code,
         target_actor=cand.target.code,
         actors=cand.actors,
-        date=cand.date.date,
+        date=when,
         date_precision=cand.date.precision,
         date_source=source,
+        date_anchor=partial,
         background=cand.background,
         places=places,
         entities=cand.entities,

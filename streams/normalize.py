@@ -56,7 +56,7 @@ DEFAULT_MAX_CHARS = 1_000_000
 
 _BINARY_SAMPLE = 65_536
 _BINARY_RATIO = 0.10
-_LANG_SAMPLE = 3_000
+_LANG_SAMPLE = 1_200
 
 Precision = Literal["time", "day", "month", "year"]
 
