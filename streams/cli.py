@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     jsonl.add_argument("path")
     jsonl.add_argument("--no-progress", action="store_true")
     jsonl.set_defaults(func=cmd_ingest_jsonl)
+    from producers.cli import add_ingest_commands
+
+    add_ingest_commands(ingest_sub)
 
     rep = sub.add_parser("replay", help="run a file end to end and print the timeline")
     rep.add_argument("path")
