@@ -87,9 +87,23 @@ class EventMention(Contract):
     source_actor: str
     target_actor: str
     actors: list[str] = Field(default_factory=list, description="Actor codes involved")
-    date: str = Field(description="Event date at its precision: YYYY, YYYY-MM or YYYY-MM-DD")
-    date_precision: DatePrecision
+    date: str = Field(
+        description="Event date at its precision: YYYY, YYYY-MM or YYYY-MM-DD; for a floating "
+        "mention (`date_anchor` set) the partial date itself, equal to `date_anchor`"
+    )
+    date_precision: DatePrecision = Field(
+        description="Precision of `date`; for a floating mention the precision its date will "
+        "have once anchored (day, or month for '--MM')"
+    )
     date_source: str = Field(default="published", description="How the date was resolved")
+    date_anchor: str | None = Field(
+        default=None,
+        description="Set only for a floating mention: an article without a dated publication "
+        "states a partial date (ISO 8601 truncated: '--MM-DD', '---DD' day of month, '-W-D' "
+        "ISO weekday, '--MM' month). The timeline infers the article's year and month from a "
+        "dated report of a compatible event and resolves all the article's floating mentions "
+        "from it; until then the mention stays out of the published timeline",
+    )
     background: bool = False
     goldstein: float = 0.0
     tone: float = 0.0
@@ -115,6 +129,12 @@ class MentionEvidence(Contract):
     quote: str
     date: str
     date_precision: DatePrecision
+    date_source: str | None = Field(
+        default=None,
+        description="Set when the date was inferred across sources: 'anchored:<mention id>' "
+        "names the dated mention (of another story) that fixed this undated article's year "
+        "and month",
+    )
 
 
 class DateAlternative(Contract):

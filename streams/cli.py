@@ -162,6 +162,20 @@ def cmd_timeline_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    from schemas.topics import ARTICLES_RAW, EVENTS_MENTIONS, TIMELINE_ENTRIES
+
+    from .reprocess import run_reprocess
+
+    settings = _settings(args)
+    names = {spec.name: settings.topic_name(spec.name)
+             for spec in (ARTICLES_RAW, EVENTS_MENTIONS, TIMELINE_ENTRIES)}
+    plan = run_reprocess(_bootstrap_or_local(settings), names, dry_run=args.dry_run)
+    print(json.dumps({"send": len(plan.send), "retract": len(plan.retract),
+                      "unchanged": plan.unchanged, "dry_run": args.dry_run}))
+    return 0
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from .monitor import run_monitor
 
@@ -227,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="jsonl", choices=["jsonl", "md", "html", "csv"])
     export.add_argument("--out")
     export.set_defaults(func=cmd_timeline_export)
+
+    rep2 = sub.add_parser("reprocess", help="re-extract articles.raw under the current version "
+                          "and publish the differences as ordinary timeline changes")
+    rep2.add_argument("--dry-run", action="store_true", help="only print what would change")
+    rep2.set_defaults(func=cmd_reprocess)
 
     mon = sub.add_parser("monitor", help="live view: lag, rates, freshness, dead letters")
     mon.add_argument("--interval", type=float, default=2.0)

@@ -39,6 +39,10 @@ class ResolvedDate:
     date: str
     precision: DatePrecision
     source: str
+    #: Set for a *floating* date (an article without a dated publication): the partial date the
+    #: text gives ("--MM-DD", "---DD", "-W-D" or "--MM", see :func:`partial_date`); ``date``
+    #: then holds a stand-in in :data:`FLOATING_YEAR` so that within-article arithmetic works.
+    partial: str | None = None
 
     def first_day(self) -> _date:
         """The first calendar day the date covers (for ordering and comparisons)."""
@@ -329,6 +333,8 @@ def resolve_expression(
     Korean 이날/전날); it falls back to publication.
     """
     anchor = published if (published is not None and published_has_year) else None
+    if context_date is not None and context_date.partial:
+        context_date = None  # a floating narrative date fixes nothing here (see partial_date)
     kind = expr.kind
     if kind == "full" and expr.year and expr.month and expr.day:
         return ResolvedDate(_fmt_day(_date(expr.year, expr.month, expr.day)), "day", "absolute")
@@ -473,6 +479,134 @@ def _end_of(resolved: ResolvedDate) -> _date:
 
 
 _PRECISION_RANK = {"day": 3, "month": 2, "year": 1}
+
+# --------------------------------------------------------------------------- floating dates
+#
+# An article whose publication date is unknown (or lacks its year) still states dates such as
+# "18 июня", "12일", "on Tuesday" or "in October". They are kept as *partial* dates, written in
+# ISO 8601 truncated style, for the timeline to anchor against dated reports of the same events:
+#
+#   --MM-DD   month and day known, year unknown           (day precision once anchored)
+#   ---DD     day of month known, month and year unknown   (day precision once anchored)
+#   -W-D      ISO weekday D (1 = Monday) known             (day precision once anchored)
+#   --MM      month known, year unknown                    (month precision once anchored)
+
+#: The stand-in year of floating dates inside the extractor (a leap year far in the future, so
+#: that 29 February exists and role periods resolve to the current holder).
+FLOATING_YEAR = 9996
+#: The stand-in month of a day of month whose month is unknown (31 days).
+FLOATING_MONTH = 12
+
+_PARTIAL_RE = re.compile(r"^(?:--(\d\d)-(\d\d)|---(\d\d)|-W-([1-7])|--(\d\d))$")
+
+
+def parse_partial(partial: str) -> tuple[str, int | None, int | None, int | None] | None:
+    """(kind, month, day, iso weekday) of a partial date, kind in month_day | day | weekday |
+    month; None when malformed."""
+    match = _PARTIAL_RE.match(partial or "")
+    if match is None:
+        return None
+    md_m, md_d, day, weekday, month = match.groups()
+    if md_m is not None:
+        m, d = int(md_m), int(md_d)
+        return ("month_day", m, d, None) if _valid(2000, m, d) else None
+    if day is not None:
+        return ("day", None, int(day), None) if 1 <= int(day) <= 31 else None
+    if weekday is not None:
+        return ("weekday", None, None, int(weekday))
+    m = int(month)
+    return ("month", m, None, None) if 1 <= m <= 12 else None
+
+
+def partial_precision(partial: str) -> DatePrecision:
+    parsed = parse_partial(partial)
+    return "month" if parsed is not None and parsed[0] == "month" else "day"
+
+
+def _floating(day: _date, partial: str, source: str) -> ResolvedDate:
+    return ResolvedDate(_fmt_day(day), "day", source, partial)
+
+
+def partial_date(
+    expr: DateExpression, context_date: ResolvedDate | None = None
+) -> ResolvedDate | None:
+    """A floating date for an expression that needs a publication date the article lacks.
+
+    ``context_date`` may itself be floating (the narrative's date): "the previous day" and
+    "that day" follow it. Expressions whose meaning depends on the unknown publication day
+    itself ("today", "last week", "last year") give None.
+    """
+    y = FLOATING_YEAR
+    ctx = context_date if context_date is not None and context_date.partial else None
+    ctx_parsed = parse_partial(ctx.partial) if ctx is not None and ctx.partial else None
+    kind = expr.kind
+    if kind == "day_month" and expr.month and expr.day:
+        return _floating(_date(y, expr.month, expr.day), f"--{expr.month:02d}-{expr.day:02d}",
+                         "partial_day_month")
+    if kind == "month" and expr.month and not expr.last:
+        return ResolvedDate(_fmt_month(y, expr.month), "month", "partial_month",
+                            f"--{expr.month:02d}")
+    if kind == "day" and expr.day:
+        if ctx_parsed is not None and ctx_parsed[0] == "month_day" and ctx_parsed[1]:
+            month = ctx_parsed[1]
+            if _valid(y, month, expr.day):
+                return _floating(_date(y, month, expr.day), f"--{month:02d}-{expr.day:02d}",
+                                 "partial_day")
+            return None
+        return _floating(_date(y, FLOATING_MONTH, expr.day), f"---{expr.day:02d}", "partial_day")
+    if kind == "weekday" and expr.weekday is not None:
+        # stand-in: that weekday in the last week of the stand-in year
+        end = _date(y, 12, 31)
+        day = end - timedelta(days=(end.weekday() - expr.weekday) % 7)
+        return _floating(day, f"-W-{expr.weekday + 1}", "partial_weekday")
+    if kind == "relative" and ctx is not None and ctx.precision == "day" and ctx_parsed:
+        if expr.relative in ("same_day", "today"):
+            return ctx
+        if expr.relative in ("previous_day", "yesterday"):
+            day = ctx.first_day() - timedelta(days=1)
+            if ctx_parsed[0] == "month_day" and day.year == y:
+                return _floating(day, f"--{day.month:02d}-{day.day:02d}", "partial_previous_day")
+            if ctx_parsed[0] == "day" and day.month == FLOATING_MONTH:
+                return _floating(day, f"---{day.day:02d}", "partial_previous_day")
+    return None
+
+
+def anchor_partial(partial: str, anchor: _date) -> ResolvedDate | None:
+    """The date a partial date names, given the article's anchor day: the matching date nearest
+    to it (earlier on ties; a weekday within three days)."""
+    parsed = parse_partial(partial)
+    if parsed is None:
+        return None
+    kind, month, day, weekday = parsed
+    if kind == "weekday":
+        assert weekday is not None
+        delta = (anchor.weekday() - (weekday - 1)) % 7
+        back = anchor - timedelta(days=delta)
+        fwd = back + timedelta(days=7)
+        best = back if (anchor - back) <= (fwd - anchor) else fwd
+        return ResolvedDate(_fmt_day(best), "day", "anchored")
+    if kind == "month":
+        assert month is not None
+        here = anchor.year * 12 + anchor.month
+        years = [anchor.year - 1, anchor.year, anchor.year + 1]
+        year = min(years, key=lambda yy: (abs(yy * 12 + month - here), yy))
+        return ResolvedDate(_fmt_month(year, month), "month", "anchored")
+    options: list[_date] = []
+    if kind == "month_day":
+        assert month is not None and day is not None
+        options = [_date(yy, month, day) for yy in range(anchor.year - 1, anchor.year + 2)
+                   if _valid(yy, month, day)]
+    else:
+        assert day is not None
+        for delta in (-1, 0, 1):
+            index = anchor.year * 12 + anchor.month - 1 + delta
+            yy, mm = index // 12, index % 12 + 1
+            if _valid(yy, mm, day):
+                options.append(_date(yy, mm, day))
+    if not options:
+        return None
+    best = min(options, key=lambda d: (abs((d - anchor).days), d))
+    return ResolvedDate(_fmt_day(best), "day", "anchored")
 
 
 def resolve_event_date(

@@ -43,10 +43,10 @@ import yaml
 
 from schemas.models import CleanArticle, EventMention, Place
 from streams.dates import (
+    FLOATING_YEAR,
     DateExpression,
     ResolvedDate,
     find_date_expressions,
-    FLOATING_YEAR,
     partial_date,
     resolve_expression,
 )
@@ -94,7 +94,7 @@ def _data_hash() -> str:
     return digest.hexdigest()[:8]
 
 
-EXTRACTOR_VERSION = f"0.4.0+{_data_hash()}"
+EXTRACTOR_VERSION = f"0.5.0+{_data_hash()}"
 
 
 # --------------------------------------------------------------------------- sentences
@@ -1340,9 +1340,12 @@ def _ordered_codes(
 def _is_background(
     resolved: ResolvedDate, anchor: date | None, analysis: _SentenceAnalysis, trig: TriggerMatch
 ) -> bool:
-    if anchor is not None and anchor.year >= FLOATING_YEAR - 1:
-        if resolved.partial is None or resolved.precision != "day":
-            return bool(analysis.cues["background"])
+    if (
+        anchor is not None
+        and anchor.year >= FLOATING_YEAR - 1
+        and (resolved.partial is None or resolved.precision != "day")
+    ):
+        return bool(analysis.cues["background"])
     if anchor is not None:
         if resolved.precision == "year":
             if int(resolved.date) < anchor.year:

@@ -90,6 +90,7 @@ from schemas.models import (
     Place,
     TimelineEntry,
 )
+from streams.dates import anchor_partial, parse_partial
 from streams.errors import RejectedInput
 
 __all__ = [
@@ -279,14 +280,35 @@ def _country(actor: Any) -> str:
     return country
 
 
-def _summarize(doc: Mapping[str, Any]) -> tuple[str, _Key]:
-    """The bucket (``root|dyad``) and the clustering key of a mention; rejects what cannot be
-    placed."""
+def _root_dyad(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """The CAMEO root and the country dyad of a mention; rejects what cannot be placed."""
     root = str(doc["cameo_root"]).strip()
     code = str(doc["cameo_code"]).strip()
     if len(root) != 2 or not code.isdigit() or not code.startswith(root) or len(code) > 4:
         raise RejectedInput("bad_cameo", f"code {code!r}, root {root!r}")
     dyad = "-".join(sorted((_country(doc["source_actor"]), _country(doc["target_actor"]))))
+    return root, dyad
+
+
+def _is_floating(doc: Mapping[str, Any]) -> bool:
+    return bool(doc.get("date_anchor"))
+
+
+def _validate(doc: Mapping[str, Any]) -> None:
+    """Reject a mention that cannot be placed (a floating one: its partial date too)."""
+    if _is_floating(doc):
+        _root_dyad(doc)
+        if parse_partial(str(doc["date_anchor"])) is None:
+            raise RejectedInput("bad_date", f"date_anchor {doc['date_anchor']!r}")
+    else:
+        _summarize(doc)
+
+
+def _summarize(doc: Mapping[str, Any]) -> tuple[str, _Key]:
+    """The bucket (``root|dyad``) and the clustering key of a dated mention (an anchored
+    floating mention's effective document included); rejects what cannot be placed."""
+    root, dyad = _root_dyad(doc)
+    code = str(doc["cameo_code"]).strip()
     day, prec = _normalize_date(str(doc["date"]), str(doc["date_precision"]))
     wire = str(doc.get("wire_id") or doc["article_id"])
     ordinal = date.fromisoformat(day).toordinal() if prec == 0 else 0
@@ -311,6 +333,8 @@ def merge_key_compatible(a: EventMention, b: EventMention) -> bool:
     Compatibility is necessary, not sufficient, for a merge: a coarse-dated mention joins a finer
     cluster only when exactly one candidate fits (see the module docstring).
     """
+    if a.date_anchor or b.date_anchor:
+        return False  # floating: not placed until anchored
     (bucket_a, key_a), (bucket_b, key_b) = _summarize(a.model_dump()), _summarize(b.model_dump())
     return bucket_a == bucket_b and _compatible(key_a, key_b)
 
@@ -674,6 +698,7 @@ def _build_entry(
                 quote=str(d["quote"]),
                 date=day,
                 date_precision=_PRECISIONS[prec],
+                date_source=str(d.get("date_source")) if _is_floating(d) else None,
             )
             for d, day, prec in dated
         ),
@@ -717,6 +742,117 @@ def _build_entry(
     )
 
 
+# --------------------------------------------------------------------------- cross-source anchoring
+#
+# A floating mention (``date_anchor`` set: an article without a dated publication states "18
+# June", "the 12th", "on Tuesday", "in October") is placed by anchoring its *article*: one
+# inferred date per article, from which all its floating mentions resolve
+# (:func:`streams.dates.anchor_partial`: the matching date nearest the anchor day).
+#
+# Anchors are natively dated day-precision mentions of *other* stories in the same country dyad
+# whose day of month equals the floating mention's (and the month, when it gives one), dated no
+# later than the day after the floating mention was ingested, and sharing a place with it when
+# both name places. Tier 1 takes anchors of the same CAMEO root; only if there are none, tier 2
+# takes any root of the dyad. Each candidate year-month is supported by the floating mentions of
+# the article that have an anchor in it; the best supported wins if it is the only one with that
+# support, otherwise the article stays unanchored. The anchor day is the earliest anchor of the
+# winning month (then smallest mention id); each anchored mention records
+# ``anchored:<mention id>`` of its own matching anchor, else the article's.
+#
+# Weekday and month-only partial dates never anchor an article, they only resolve once it is
+# anchored; anchored mentions never anchor others (no chains). So the placement is a function
+# of the set of mentions; unanchored floating mentions stay in the state, out of the timeline.
+
+
+def _anchor_slot(doc: Mapping[str, Any]) -> str | None:
+    """Index slot (``dyad|DD``) of a natively dated day-precision mention."""
+    if _is_floating(doc):
+        return None
+    _, key = _summarize(doc)
+    if key.prec != 0:
+        return None
+    return f"{_root_dyad(doc)[1]}|{key.date[8:10]}"
+
+
+def _place_names(doc: Mapping[str, Any]) -> list[str]:
+    return sorted({str(p["name"]) for p in doc.get("places") or () if p.get("name")})
+
+
+def _anchor_row(doc: Mapping[str, Any]) -> list[Any]:
+    _, key = _summarize(doc)
+    return [key.mention_id, key.date, str(doc["cameo_root"]).strip(), key.wire,
+            str(doc["article_id"]), _place_names(doc)]
+
+
+def _floating_slot(doc: Mapping[str, Any]) -> str | None:
+    """Index slot (``dyad|DD``) of a floating mention that can anchor its article."""
+    parsed = parse_partial(str(doc["date_anchor"]))
+    if parsed is None or parsed[0] not in ("month_day", "day") or parsed[2] is None:
+        return None
+    return f"{_root_dyad(doc)[1]}|{parsed[2]:02d}"
+
+
+def _resolve_article(
+    floating: Sequence[Mapping[str, Any]], lookup: Any
+) -> dict[str, Any] | None:
+    """The anchor of an undated article from its floating mentions; ``lookup(slot)`` gives the
+    anchor rows of a ``dyad|DD`` slot. None when no unique year-month is found."""
+    ordered = sorted(floating, key=lambda d: str(d["mention_id"]))
+    for tier in (1, 2):
+        support: dict[str, set[str]] = defaultdict(set)
+        best: dict[tuple[str, str], tuple[str, str]] = {}
+        for doc in ordered:
+            slot = _floating_slot(doc)
+            if slot is None:
+                continue
+            parsed = parse_partial(str(doc["date_anchor"]))
+            assert parsed is not None
+            month = parsed[1]
+            mid, root = str(doc["mention_id"]), str(doc["cameo_root"]).strip()
+            wire = str(doc.get("wire_id") or doc["article_id"])
+            article = str(doc["article_id"])
+            places = set(_place_names(doc))
+            bound = (
+                datetime.fromtimestamp(float(doc["ingested_at"]), UTC).date() + timedelta(days=1)
+            ).isoformat()
+            for row in lookup(slot):
+                a_mid, a_date, a_root, a_wire, a_article, a_places = row[:6]
+                if a_wire == wire or a_article == article or a_date > bound:
+                    continue
+                if tier == 1 and a_root != root:
+                    continue
+                if month is not None and int(a_date[5:7]) != month:
+                    continue
+                if places and a_places and not places & set(a_places):
+                    continue
+                ym = a_date[:7]
+                support[ym].add(mid)
+                cand = (a_date, a_mid)
+                if (ym, mid) not in best or cand < best[(ym, mid)]:
+                    best[(ym, mid)] = cand
+        if not support:
+            continue
+        top = max(len(v) for v in support.values())
+        winners = [ym for ym, v in support.items() if len(v) == top]
+        if len(winners) != 1:
+            return None
+        ym = winners[0]
+        by = {mid: best[(ym, mid)][1] for mid in sorted(support[ym])}
+        anchor_date, anchor_mid = min(best[(ym, mid)] for mid in support[ym])
+        return {"date": anchor_date, "via": anchor_mid, "by": by}
+    return None
+
+
+def _effective(doc: Mapping[str, Any], resolution: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A floating mention as placed by its article's anchor (None: it cannot be placed)."""
+    resolved = anchor_partial(str(doc["date_anchor"]), date.fromisoformat(resolution["date"]))
+    if resolved is None:
+        return None
+    via = resolution["by"].get(str(doc["mention_id"]), resolution["via"])
+    return {**doc, "date": resolved.date, "date_precision": resolved.precision,
+            "date_source": f"anchored:{via}"}
+
+
 # --------------------------------------------------------------------------- batch
 
 
@@ -730,7 +866,7 @@ def build_timeline(
     docs: dict[str, dict[str, Any]] = {}
     for mention in mentions:
         doc = mention.model_dump(mode="json")
-        _summarize(doc)
+        _validate(doc)
         current = docs.get(mention.mention_id)
         if current is None or _preference(doc) > _preference(current):
             docs[mention.mention_id] = doc
@@ -740,6 +876,21 @@ def build_timeline(
         current_rec = reposts[notice.duplicate_of].get(notice.article_id)
         if current_rec is None or _repost_preference(rec) > _repost_preference(current_rec):
             reposts[notice.duplicate_of][notice.article_id] = rec
+    dated = {mid: doc for mid, doc in docs.items() if not _is_floating(doc)}
+    anchors: dict[str, list[list[Any]]] = defaultdict(list)
+    for doc in dated.values():
+        if (slot := _anchor_slot(doc)) is not None:
+            anchors[slot].append(_anchor_row(doc))
+    by_article: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for doc in docs.values():
+        if _is_floating(doc):
+            by_article[str(doc["article_id"])].append(doc)
+    for floating in by_article.values():
+        resolution = _resolve_article(floating, lambda slot: anchors.get(slot, []))
+        for doc in floating:
+            if resolution is not None and (eff := _effective(doc, resolution)) is not None:
+                dated[str(doc["mention_id"])] = eff
+    docs = dated
     buckets: dict[str, list[_Key]] = defaultdict(list)
     for doc in docs.values():
         bucket, key = _summarize(doc)
@@ -761,6 +912,11 @@ def build_timeline(
 #   s|<bucket>|YYYY-MM  {anchor: [codes, wire or null]}: the level-1 clusters with members in the
 #                       month (what year mentions are matched on)
 #   a|<article id>      the mention ids citing that article or wire story
+#   d|<dyad>|DD         anchor rows [mention_id, date, root, wire, article, places] of the natively
+#                       dated day-precision mentions on day of month DD (cross-source anchoring)
+#   f|<dyad>|DD         [article id, mention id, month or 0] of the floating mentions whose
+#                       partial date names day DD: the articles a new anchor that day may place
+#   r|<article id>      the anchor of an undated article {date, via, by} (absent: unanchored)
 # A mention's entry id is entry_id_for(its row's anchor).
 
 
@@ -871,13 +1027,6 @@ def _mutate(
     for bucket, key in add_keys:
         new_keys[_doc_key(bucket, key)].append(key)
 
-    for doc in removed:
-        del state.mentions[str(doc["mention_id"])]
-        _index_article(state, doc, present=False)
-    for doc in added:
-        state.mentions[str(doc["mention_id"])] = dict(doc)
-        _index_article(state, doc, present=True)
-
     # level 1 over the region, then the month summaries, then level 2 per touched year
     fine_by_bucket: dict[str, list[_Key]] = defaultdict(list)
     for d in region:
@@ -919,7 +1068,7 @@ def _mutate(
         members = {m["mention_id"] for m in stored["mentions"]} if stored else set()
         members = (members - moved_out[anchor]) | moved_in[anchor]
         if members:
-            docs = [state.mentions[m] for m in sorted(members)]
+            docs = [_placed(state, m) for m in sorted(members)]
             entry = _build_entry(eid, docs, _reposts_for(state, docs))
             dumped = entry.model_dump(mode="json")
             if dumped != stored:
@@ -958,8 +1107,112 @@ def _survivor(entry_ids: Iterable[str]) -> str | None:
     return min(counts, key=lambda eid: (-counts[eid], eid))
 
 
+def _placed(state: TimelineState, mention_id: str) -> dict[str, Any]:
+    """The document a mention is clustered by (a floating one as anchored); it must be placed."""
+    placed = _placed_or_none(state, mention_id)
+    assert placed is not None, mention_id
+    return placed
+
+
+def _placed_or_none(state: TimelineState, mention_id: str) -> dict[str, Any] | None:
+    doc: dict[str, Any] = dict(state.mentions[mention_id])
+    if not _is_floating(doc):
+        return doc
+    resolution = state.index.get(f"r|{doc['article_id']}")
+    return _effective(doc, resolution) if resolution else None
+
+
+def _floating_of(state: TimelineState, article: str) -> list[dict[str, Any]]:
+    """The floating mentions of an article, by id."""
+    out = []
+    for mid in state.index.get(f"a|{article}") or ():
+        doc = state.mentions.get(mid)
+        if doc is not None and _is_floating(doc) and str(doc["article_id"]) == article:
+            out.append(dict(doc))
+    return sorted(out, key=lambda d: str(d["mention_id"]))
+
+
+def _index_slot(state: TimelineState, key: str, row: list[Any], present: bool) -> None:
+    rows = [list(r) for r in state.index.get(key) or ()]
+    others = [r for r in rows if r != row]
+    updated = sorted([*others, row]) if present else others
+    if updated != rows:
+        if updated:
+            state.index[key] = updated
+        else:
+            del state.index[key]
+
+
+def _index_anchoring(state: TimelineState, doc: Mapping[str, Any], present: bool) -> None:
+    if _is_floating(doc):
+        if (slot := _floating_slot(doc)) is not None:
+            parsed = parse_partial(str(doc["date_anchor"]))
+            month = parsed[1] if parsed is not None and parsed[1] is not None else 0
+            row = [str(doc["article_id"]), str(doc["mention_id"]), month]
+            _index_slot(state, f"f|{slot}", row, present)
+    elif (slot := _anchor_slot(doc)) is not None:
+        _index_slot(state, f"d|{slot}", _anchor_row(doc), present)
+
+
+def _change(
+    state: TimelineState,
+    added: Sequence[Mapping[str, Any]] = (),
+    removed: Sequence[Mapping[str, Any]] = (),
+) -> list[TimelineChange]:
+    """Add and remove stored mentions: re-anchor the undated articles they concern, then
+    re-cluster (:func:`_mutate`) what moved."""
+    affected: set[str] = set()
+    for doc in [*added, *removed]:
+        if _is_floating(doc):
+            affected.add(str(doc["article_id"]))
+        elif (slot := _anchor_slot(doc)) is not None:
+            month = int(str(doc["date"])[5:7])
+            affected.update(
+                str(r[0]) for r in state.index.get(f"f|{slot}") or () if r[2] in (0, month)
+            )
+    before: dict[str, dict[str, Any]] = {}
+    for article in affected:
+        for doc in _floating_of(state, article):
+            if (placed := _placed_or_none(state, str(doc["mention_id"]))) is not None:
+                before[str(doc["mention_id"])] = placed
+    for doc in removed:
+        del state.mentions[str(doc["mention_id"])]
+        _index_article(state, doc, present=False)
+        _index_anchoring(state, doc, present=False)
+    for doc in added:
+        state.mentions[str(doc["mention_id"])] = dict(doc)
+        _index_article(state, doc, present=True)
+        _index_anchoring(state, doc, present=True)
+
+    def lookup(slot: str) -> list[list[Any]]:
+        return [list(r) for r in state.index.get(f"d|{slot}") or ()]
+
+    after: dict[str, dict[str, Any]] = {}
+    for article in sorted(affected):
+        floating = _floating_of(state, article)
+        resolution = _resolve_article(floating, lookup) if floating else None
+        key = f"r|{article}"
+        if resolution is None:
+            state.index.pop(key, None)
+        elif state.index.get(key) != resolution:
+            state.index[key] = resolution
+        if resolution is None:
+            continue
+        for doc in floating:
+            if (placed := _effective(doc, resolution)) is not None:
+                after[str(doc["mention_id"])] = placed
+    cluster_removed = [d for d in removed if not _is_floating(d)]
+    cluster_removed += [d for mid, d in sorted(before.items()) if after.get(mid) != d]
+    cluster_added = [d for d in added if not _is_floating(d)]
+    cluster_added += [d for mid, d in sorted(after.items()) if before.get(mid) != d]
+    return _mutate(state, added=cluster_added, removed=cluster_removed)
+
+
 def _entry_of(state: TimelineState, mention_id: str) -> str | None:
-    bucket, key = _summarize(state.mentions[mention_id])
+    placed = _placed_or_none(state, mention_id)
+    if placed is None:
+        return None
+    bucket, key = _summarize(placed)
     for row in state.index.get(_doc_key(bucket, key)) or ():
         if row[0] == mention_id:
             return entry_id_for(row[5])
@@ -974,13 +1227,13 @@ def apply_mention(state: TimelineState, mention: EventMention) -> list[TimelineC
     Raises :class:`RejectedInput` for a mention that cannot be placed (bad date, actor, code).
     """
     doc = mention.model_dump(mode="json")
-    _summarize(doc)
+    _validate(doc)
     current = state.mentions.get(mention.mention_id)
     if current is not None:
         if current == doc or _preference(current) >= _preference(doc):
             return []
-        return _mutate(state, added=[doc], removed=[current])
-    return _mutate(state, added=[doc])
+        return _change(state, added=[doc], removed=[current])
+    return _change(state, added=[doc])
 
 
 def retract_mention(state: TimelineState, mention_id: str) -> list[TimelineChange]:
@@ -988,7 +1241,7 @@ def retract_mention(state: TimelineState, mention_id: str) -> list[TimelineChang
     current = state.mentions.get(mention_id)
     if current is None:
         return []
-    return _mutate(state, removed=[current])
+    return _change(state, removed=[current])
 
 
 def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[TimelineChange]:
@@ -1015,7 +1268,7 @@ def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[Timel
         stored = state.entries.get(eid)
         if stored is None:
             continue
-        docs = [state.mentions[m["mention_id"]] for m in stored["mentions"]]
+        docs = [_placed(state, m["mention_id"]) for m in stored["mentions"]]
         entry = _build_entry(eid, docs, _reposts_for(state, docs))
         dumped = entry.model_dump(mode="json")
         if dumped != stored:
@@ -1040,7 +1293,13 @@ def expire(state: TimelineState, horizon_days: float, now: float) -> list[Timeli
     removed = [
         state.mentions[m.mention_id] for entry in expired.values() for m in entry.mentions
     ]
-    changes = _mutate(state, removed=removed) if removed else []
+    # floating mentions no dated report anchored within the horizon are forgotten too
+    removed += [
+        doc for mid, doc in sorted(state.mentions.items())
+        if _is_floating(doc) and float(doc["ingested_at"]) < cutoff
+        and _placed_or_none(state, mid) is None
+    ]
+    changes = _change(state, removed=removed) if removed else []
     out: list[TimelineChange] = []
     for change in changes:
         if change.kind == "tombstone" and change.entry_id in expired:

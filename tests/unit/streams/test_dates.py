@@ -148,3 +148,26 @@ def test_past_events_never_postdate_publication(
         assert got is not None
         assert got.first_day() <= pub
         assert pub - got.first_day() <= timedelta(days=400)
+
+
+def test_partial_dates_without_publication_and_their_anchoring() -> None:
+    from datetime import date as _d
+
+    from streams.dates import anchor_partial, parse_partial, partial_date
+
+    def partial(sentence: str, lang: str) -> str | None:
+        (expr,) = find_date_expressions(sentence, lang)
+        resolved = partial_date(expr)
+        return resolved.partial if resolved else None
+
+    assert partial("They met on 18 June.", "en") == "--06-18"
+    assert partial("회담은 12일 열렸다.", "ko") == "---12"
+    assert partial("They met on Tuesday.", "en") == "-W-2"
+    assert partial("They met in October.", "en") == "--10"
+    assert partial("They met yesterday.", "en") is None  # needs the publication day itself
+    assert parse_partial("--02-30") is None and parse_partial("-W-7") == ("weekday", None, None, 7)
+    anchor = _d(2025, 1, 2)
+    assert anchor_partial("--12-31", anchor) == ResolvedDate("2024-12-31", "day", "anchored")
+    assert anchor_partial("---30", anchor).date == "2024-12-30"  # type: ignore[union-attr]
+    assert anchor_partial("-W-1", anchor).date == "2024-12-30"  # type: ignore[union-attr]
+    assert anchor_partial("--11", anchor).date == "2024-11"  # type: ignore[union-attr]

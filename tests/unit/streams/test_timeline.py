@@ -414,6 +414,7 @@ DATES = [
     ("2024", "year"), ("2023", "year"),
 ]
 CODES = ["04", "040", "042", "043", "046", "051", "057"]
+PARTIALS = ["--06-19", "---19", "---01", "---31", "--01-01", "-W-3", "--06", "--05-31"]
 ACTORS = [("RUSGOV", "PRKGOV"), ("PRK", "RUS"), ("RUSMIL", "PRK"), ("USAGOV", "PRK")]
 
 
@@ -427,6 +428,17 @@ def mention_sets(draw: st.DrawFn) -> tuple[list[EventMention], list[DuplicateNot
         wire = draw(st.sampled_from(["w1", "w2", "w3", "w4"]))
         article = draw(st.sampled_from([wire, f"{wire}-copy"]))
         mid = f"m{i:02d}" if draw(st.integers(0, 5)) else f"m{max(i - 1, 0):02d}"  # id reuse
+        if draw(st.integers(0, 3)) == 0:  # a floating mention of an undated article
+            partial = draw(st.sampled_from(PARTIALS))
+            undated = draw(st.sampled_from(["u1", "u2"]))
+            out.append(mention(
+                mid, date=partial, date_anchor=partial, date_precision="month"
+                if partial == "--06" else "day", cameo_code=draw(st.sampled_from(CODES)),
+                source_actor=src, target_actor=tgt, wire_id=undated, article_id=undated,
+                ingested_at=T0 + draw(st.integers(0, 3)),
+                extractor_version=draw(st.sampled_from(["1.0", "1.1"])),
+            ))
+            continue
         out.append(mention(
             mid, date=day, date_precision=prec, cameo_code=draw(st.sampled_from(CODES)),
             source_actor=src, target_actor=tgt, wire_id=wire, article_id=article,
@@ -515,7 +527,8 @@ def reference_partition(mentions: list[EventMention]) -> set[frozenset[str]]:
 def test_fast_clustering_matches_the_documented_rules(
     data: tuple[list[EventMention], list[DuplicateNotice]],
 ) -> None:
-    unique = list({m.mention_id: m for m in data[0]}.values())
+    # the documented rules cluster dated mentions (floating ones are placed first)
+    unique = [m for m in {m.mention_id: m for m in data[0]}.values() if m.date_anchor is None]
     built = {frozenset(m.mention_id for m in e.mentions) for e in build_timeline(unique)}
     assert built == reference_partition(unique)
 
@@ -542,3 +555,113 @@ def test_retract_mention_removes_it_and_tombstones_an_emptied_entry() -> None:
     changes = retract_mention(state, "m1")
     assert [(c.kind, c.entry_id) for c in changes] == [("tombstone", entry_id)]
     assert state.timeline() == {} and retract_mention(state, "m1") == []
+
+
+# ----------------------------------------------------------------- cross-source date anchoring
+
+
+def floating(mid: str, partial: str, article: str = "undated", **over: Any) -> EventMention:
+    """A mention of an article without a publication date: only a partial date is known."""
+    precision = "month" if len(partial) == 4 else "day"
+    return mention(mid, date=partial, date_anchor=partial, date_precision=precision,
+                   article_id=article, wire_id=article, **over)
+
+
+def test_floating_mention_waits_for_a_dated_report_then_is_upserted() -> None:
+    state = TimelineState.in_memory()
+    assert apply_mention(state, floating("f1", "---19")) == []
+    assert state.timeline() == {} and "f1" in state.mentions
+    changes = apply_mention(state, mention("d1", date="2024-06-19"))
+    assert [c.kind for c in changes] == ["upsert"]
+    (entry,) = state.timeline().values()
+    assert entry.date == "2024-06-19" and entry.mention_count == 2
+    evidence = {m.mention_id: m for m in entry.mentions}
+    assert evidence["f1"].date == "2024-06-19"
+    assert evidence["f1"].date_source == "anchored:d1" and evidence["d1"].date_source is None
+
+
+def test_one_anchor_per_article_resolves_all_its_partial_dates() -> None:
+    late = T0 + 86400 * 400  # ingested in July 2025
+    mentions = [
+        mention("d1", date="2025-07-12", cameo_code="043"),
+        floating("f1", "---12", cameo_code="043", ingested_at=late),
+        floating("f2", "---11", cameo_code="042", ingested_at=late),  # "the previous day"
+        floating("f3", "-W-5", cameo_code="051", ingested_at=late),  # 12 July 2025: a Saturday
+        floating("f4", "--07", cameo_code="010", source_actor="PRKGOV", target_actor="RUSGOV",
+                 ingested_at=late),
+    ]
+    entries = build_timeline(mentions)
+    placed = {m.mention_id: (m.date, m.date_precision) for e in entries for m in e.mentions}
+    assert placed == {
+        "d1": ("2025-07-12", "day"), "f1": ("2025-07-12", "day"), "f2": ("2025-07-11", "day"),
+        "f3": ("2025-07-11", "day"), "f4": ("2025-07", "month"),
+    }
+    sources = {m.mention_id: m.date_source for e in entries for m in e.mentions}
+    assert sources["f2"] == sources["f3"] == "anchored:d1"
+
+
+def test_anchoring_needs_a_unique_year_month_and_compatible_reports() -> None:
+    two_months = [mention("d1", date="2024-06-19"), mention("d2", date="2024-05-19"),
+                  floating("f1", "---19")]
+    assert "f1" not in {m.mention_id for e in build_timeline(two_months) for m in e.mentions}
+    # the month in the partial date decides; places must overlap where both name some
+    pyongyang = [{"name": "Pyongyang", "lat": 39.0, "lon": 125.7, "country": "PRK"}]
+    moscow = [{"name": "Moscow", "lat": 55.7, "lon": 37.6, "country": "RUS"}]
+    cases = [
+        ([mention("d1", date="2024-06-19"), mention("d2", date="2024-05-19"),
+          floating("f1", "--05-19")], "2024-05-19"),
+        ([mention("d1", date="2024-06-19", places=pyongyang),
+          mention("d2", date="2024-05-19", places=moscow),
+          floating("f1", "---19", places=moscow)], "2024-05-19"),
+        # another family of the same dyad anchors only when the family has no report that day
+        ([mention("d1", date="2024-06-19", cameo_code="042"), floating("f1", "---19")],
+         "2024-06-19"),
+        # a report of the same story, or one after the floating mention arrived, is no anchor
+        ([mention("d1", date="2024-06-19", article_id="undated", wire_id="undated"),
+          floating("f1", "---19")], None),
+        ([mention("d1", date="2024-06-19"), floating("f1", "---19", ingested_at=T0 - 86400 * 30)],
+         None),
+    ]
+    for mentions, expected in cases:
+        placed = {m.mention_id: m.date for e in build_timeline(mentions) for m in e.mentions}
+        assert placed.get("f1") == expected, mentions
+
+
+def test_anchoring_is_incremental_and_reversible() -> None:
+    mentions = [floating("f1", "---19"), floating("f2", "--06-18", cameo_code="042"),
+                mention("d1", date="2024-06-19"), mention("d2", date="2024-05-19", cameo_code="04"),
+                mention("d3", date="2024-05-19")]
+    expected = {e.id: e for e in build_timeline(mentions)}
+    for order in (mentions, mentions[::-1], mentions[2:] + mentions[:2]):
+        state = json_state()
+        published: dict[str, TimelineEntry] = {}
+        for m in order:
+            replay_changes(apply_mention(state, m), published)
+        assert state.timeline() == expected and published == expected
+        fresh = rebuild_derived(state)
+        assert fresh.timeline() == expected and sync_derived(state, fresh) == 0
+    # the dated report d3 made the month ambiguous; retracting it anchors the article again
+    state = TimelineState.in_memory()
+    for m in mentions:
+        apply_mention(state, m)
+    assert not any(m.mention_id == "f1" for e in state.timeline().values() for m in e.mentions)
+    published = dict(state.timeline())
+    replay_changes(retract_mention(state, "d3"), published)
+    assert published == state.timeline() == {e.id: e for e in build_timeline(mentions[:4])}
+    assert any(m.mention_id == "f2" and m.date == "2024-06-18"
+               for e in published.values() for m in e.mentions)
+
+
+def test_unanchored_floating_mentions_expire_with_the_horizon() -> None:
+    state = TimelineState.in_memory()
+    apply_mention(state, floating("f1", "---19"))
+    expire(state, horizon_days=30, now=T0 + 86400 * 10)
+    assert "f1" in state.mentions
+    expire(state, horizon_days=30, now=T0 + 86400 * 31)
+    assert state.mentions == {} and state.index == {}
+
+
+def test_malformed_partial_dates_are_rejected() -> None:
+    for bad in ("--13-01", "---32", "-W-8", "June"):
+        with pytest.raises(RejectedInput):
+            apply_mention(TimelineState.in_memory(), floating("f1", bad))
