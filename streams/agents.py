@@ -54,13 +54,14 @@ def _table(name: str) -> Any:
     return app.Table(name, default=None, partitions=1, schema=_JSON)
 
 
-dedupe_exact = _table("dedupe-exact")
-dedupe_bands = _table("dedupe-bands")
+# Only the sources of truth are changelog-backed tables: the articles dedupe remembers, and the
+# timeline's mentions and reposts. The indexes and entries derived from them live in memory and
+# are rebuilt after every (re)assignment, so that a crash cannot leave them half-written and
+# each message costs a few changelog writes, not dozens.
 dedupe_signatures = _table("dedupe-signatures")
 timeline_mentions = _table("timeline-mentions")
-timeline_entries = _table("timeline-entries")
-timeline_index = _table("timeline-index")
 timeline_reposts = _table("timeline-reposts")
+_derived: dict[str, dict[str, Any]] = {"exact": {}, "bands": {}, "index": {}, "entries": {}}
 
 EVICT_EVERY_S = 60.0
 _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
@@ -99,14 +100,24 @@ async def normalize_agent(stream: Any) -> None:
 # --- stage 1: dedupe -----------------------------------------------------------------------
 def _dedupe_state() -> dedupe.DedupeState:
     return dedupe.DedupeState(
-        exact=dedupe_exact, bands=dedupe_bands, signatures=dedupe_signatures
+        exact=_derived["exact"], bands=_derived["bands"], signatures=dedupe_signatures
     )
+
+
+def _rebuild_dedupe_index() -> None:
+    if not _rebuild["dedupe"]:
+        return
+    _rebuild["dedupe"] = False
+    exact, bands = dedupe.rebuild_index(dedupe_signatures, DEDUPE_CONFIG)
+    _derived["exact"], _derived["bands"] = exact, bands
+    log.info("dedupe_index_rebuilt", articles=len(dedupe_signatures), bands=len(bands))
 
 
 @app.agent(clean_topic, name="dedupe")
 async def dedupe_agent(stream: Any) -> None:
     async for event in stream.events():
         try:
+            _rebuild_dedupe_index()
             article = CleanArticle.model_validate_json(event.value)
             state = _dedupe_state()
             clock = _stream_clock["dedupe"] = max(_stream_clock["dedupe"], article.ingested_at)
@@ -152,7 +163,7 @@ async def extract_agent(stream: Any) -> None:
 # --- timeline sink -------------------------------------------------------------------------
 def _timeline_state() -> timeline.TimelineState:
     return timeline.TimelineState(
-        mentions=timeline_mentions, entries=timeline_entries, index=timeline_index,
+        mentions=timeline_mentions, entries=_derived["entries"], index=_derived["index"],
         reposts=timeline_reposts,
     )
 
@@ -182,24 +193,22 @@ async def _publish(changes: list[timeline.TimelineChange], observe: bool = True)
         if change.merged_into:
             headers.append(("relwatch-merged-into", change.merged_into.encode()))
         await timeline_topic.send(key=key, value=None, headers=headers)
-    TIMELINE_SIZE.set(len(timeline_entries))
+    TIMELINE_SIZE.set(len(_derived["entries"]))
 
 
 async def _repair_after_assignment() -> None:
-    """Once per (re)assignment, before the next timeline message: re-derive the derived
-    tables from the mentions and reposts, then publish what the topic lacks or has too much.
+    """Once per (re)assignment, before the next timeline message: derive the index and entries
+    from the mentions and reposts tables, then publish what the topic lacks or has too much
+    (a crash can lose a timeline record whose mention was already stored).
 
     It runs in the agent, where Faust has finished recovering the tables of this partition:
     a timer could see a half-recovered state during a rebalance and tombstone live entries.
     """
-    if not _reconcile["needed"]:
+    if not _rebuild["timeline"]:
         return
-    _reconcile["needed"] = False
-    state = _timeline_state()
-    fresh = timeline.rebuild_derived(state)
-    written = timeline.sync_derived(state, fresh)
-    if written:
-        log.warning("timeline_tables_repaired", keys=written)
+    _rebuild["timeline"] = False
+    fresh = timeline.rebuild_derived(_timeline_state())
+    _derived["index"], _derived["entries"] = dict(fresh.index), dict(fresh.entries)
     bootstrap = settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
     topic = timeline_topic.get_topic_name()
     on_topic = await asyncio.get_running_loop().run_in_executor(
@@ -247,18 +256,15 @@ async def reposts_agent(stream: Any) -> None:
         await _publish(changes)
 
 
-# --- crash repair --------------------------------------------------------------------------
-# A crash can persist some writes of a message and lose others: each table is its own
-# changelog topic, and the timeline topic another. Everything after the last committed offset
-# is processed again, but re-applying a known mention changes nothing. So after every
-# (re)assignment the owner of the timeline state repairs both before it goes on
-# (``_repair_after_assignment``).
-_reconcile = {"needed": True}
+# --- after a (re)assignment ----------------------------------------------------------------
+# The derived state is rebuilt from the recovered tables before the next message of each
+# stateful agent (``_rebuild_dedupe_index``, ``_repair_after_assignment``).
+_rebuild = {"dedupe": True, "timeline": True}
 
 
 @app.on_partitions_assigned.connect
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
-    _reconcile["needed"] = True
+    _rebuild["dedupe"] = _rebuild["timeline"] = True
 
 
 def _ready() -> bool:

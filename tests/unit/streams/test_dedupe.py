@@ -306,3 +306,14 @@ def test_a_replay_repairs_candidate_writes_a_crash_lost() -> None:
     assert not dedupe.check_and_remember(_article("a", text), state, now=INGEST).is_duplicate
     repost = dedupe.check_and_remember(_article("b", text + " extra"), state, now=INGEST + 1)
     assert repost.duplicate_of == "a"
+
+
+def test_indexes_rebuilt_from_signatures_equal_the_incremental_ones() -> None:
+    texts = [" ".join(f"w{(i * 7 + j) % 90} x{j % 5}" for j in range(50)) for i in range(12)]
+    texts += [texts[0], texts[3] + " tail words here"]
+    state = _state()
+    for n, text in enumerate(texts):
+        dedupe.check_and_remember(_article(f"a{n:02d}", text, INGEST + n), state, now=INGEST + n)
+    exact, bands = dedupe.rebuild_index(state.signatures)
+    assert exact == dict(state.exact)
+    assert bands == dict(state.bands)
