@@ -214,46 +214,57 @@ async def _repair_after_assignment() -> None:
     on_topic = await asyncio.get_running_loop().run_in_executor(
         None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=120))
     )
-    changes = timeline.diff_timelines(on_topic, fresh.timeline())
+    changes = timeline.diff_timelines(on_topic, _timeline_state().timeline())
     if changes:
         log.warning("timeline_topic_reconciled", changes=len(changes))
         await _publish(changes, observe=False)
 
 
+# The timeline and reposts agents share the timeline state and the topic: one at a time may
+# change the state and publish, or an older version of an entry could be sent after a newer.
+_timeline_lock = asyncio.Lock()
+
+
+def _timeline_changes(mention: EventMention) -> list[timeline.TimelineChange]:
+    state = _timeline_state()
+    if mention.retracted:
+        changes = timeline.retract_mention(state, mention.mention_id)
+    else:
+        changes = timeline.apply_mention(state, mention)
+    now = time.time()
+    if now - _last_eviction["timeline"] > EVICT_EVERY_S:
+        changes += timeline.expire(state, settings.timeline_horizon_days, now)
+        _last_eviction["timeline"] = now
+    return changes
+
+
 @app.agent(mentions_topic, name="timeline")
 async def timeline_agent(stream: Any) -> None:
     async for event in stream.events():
-        try:
-            await _repair_after_assignment()
-            mention = EventMention.model_validate_json(event.value)
-            state = _timeline_state()
-            if mention.retracted:
-                changes = timeline.retract_mention(state, mention.mention_id)
-            else:
-                changes = timeline.apply_mention(state, mention)
-            now = time.time()
-            if now - _last_eviction["timeline"] > EVICT_EVERY_S:
-                changes += timeline.expire(state, settings.timeline_horizon_days, now)
-                _last_eviction["timeline"] = now
-        except Exception as exc:
-            await _fail("timeline", event, exc)
-            continue
-        PROCESSED.labels(stage="timeline").inc()
-        await _publish(changes)
+        async with _timeline_lock:
+            try:
+                await _repair_after_assignment()
+                changes = _timeline_changes(EventMention.model_validate_json(event.value))
+            except Exception as exc:
+                await _fail("timeline", event, exc)
+                continue
+            PROCESSED.labels(stage="timeline").inc()
+            await _publish(changes)
 
 
 @app.agent(duplicates_topic, name="reposts")
 async def reposts_agent(stream: Any) -> None:
     async for event in stream.events():
-        try:
-            await _repair_after_assignment()
-            notice = DuplicateNotice.model_validate_json(event.value)
-            changes = timeline.apply_duplicate(_timeline_state(), notice)
-        except Exception as exc:
-            await _fail("reposts", event, exc)
-            continue
-        PROCESSED.labels(stage="reposts").inc()
-        await _publish(changes)
+        async with _timeline_lock:
+            try:
+                await _repair_after_assignment()
+                notice = DuplicateNotice.model_validate_json(event.value)
+                changes = timeline.apply_duplicate(_timeline_state(), notice)
+            except Exception as exc:
+                await _fail("reposts", event, exc)
+                continue
+            PROCESSED.labels(stage="reposts").inc()
+            await _publish(changes)
 
 
 # --- after a (re)assignment ----------------------------------------------------------------

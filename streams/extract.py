@@ -187,6 +187,8 @@ class _PatternSet:
     by_prefix: dict[str, list[_Pattern]] = field(default_factory=dict)
     substring_re: re.Pattern[str] | None = None
     substring_values: dict[str, Any] = field(default_factory=dict)
+    short_key_lengths: tuple[int, ...] = ()
+    """Lengths of bucket keys shorter than _PREFIX_KEY (first words of 1-3 letters)."""
 
     def add(self, pattern: str, value: Any, lang: str) -> None:
         if lang in SUBSTRING_LANGS:
@@ -208,6 +210,9 @@ class _PatternSet:
             self.by_prefix.setdefault(key, []).append(_Pattern(tuple(words), value))
 
     def compile(self) -> None:
+        self.short_key_lengths = tuple(
+            sorted({len(k) for k in self.by_prefix if len(k) < _PREFIX_KEY})
+        )
         if self.substring_values:
             keys = sorted(self.substring_values, key=len, reverse=True)
             self.substring_re = re.compile("|".join(re.escape(k) for k in keys), re.IGNORECASE)
@@ -224,16 +229,33 @@ class _PatternSet:
                 out.append((m.start(), m.end(), tok, tok + 1, value))
         if not self.by_prefix:
             return out
+        # a pattern is filed under its first word's first _PREFIX_KEY letters (or the whole
+        # word when shorter), so only buckets keyed by a prefix of a word can match it
         buckets = self.by_prefix
+        short_lengths = self.short_key_lengths
         for i, word in enumerate(lowered):
-            # a pattern is filed under its first word's first _PREFIX_KEY letters (or the whole
-            # word when shorter), so only buckets keyed by a prefix of this word can match
-            for k in range(1, min(len(word), _PREFIX_KEY) + 1):
-                for pattern in buckets.get(word[:k], ()):
-                    end = _match_words(pattern.words, lowered, i)
-                    if end is not None:
-                        out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
+            candidates = buckets.get(word[:_PREFIX_KEY])
+            if candidates:
+                self._extend(out, candidates, lowered, tokens, i)
+            for k in short_lengths:
+                if k < len(word) or (k == len(word) and k < _PREFIX_KEY):
+                    candidates = buckets.get(word[:k])
+                    if candidates:
+                        self._extend(out, candidates, lowered, tokens, i)
         return out
+
+    @staticmethod
+    def _extend(
+        out: list[tuple[int, int, int, int, Any]],
+        candidates: Sequence[_Pattern],
+        lowered: Sequence[str],
+        tokens: Sequence[Token],
+        i: int,
+    ) -> None:
+        for pattern in candidates:
+            end = _match_words(pattern.words, lowered, i)
+            if end is not None:
+                out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
 
 
 _PREFIX_KEY = 4
@@ -316,6 +338,23 @@ class _Lexicon:
     cues: dict[str, _PatternSet]
     present_suffixes: tuple[str, ...] = ()
     past_exceptions: tuple[str, ...] = ()
+    all_cues: _PatternSet | None = None
+    """Every cue list in one token-pattern set (value = cue name): one pass per sentence.
+    None for substring (CJK) languages, whose regex alternation would hide overlaps."""
+
+    def cue_spans(
+        self, names: Sequence[str], text: str, lowered: Sequence[str], toks: Sequence[Token]
+    ) -> dict[str, list[tuple[int, int, int, int]]]:
+        spans: dict[str, list[tuple[int, int, int, int]]] = {name: [] for name in names}
+        if self.all_cues is None:
+            for name in names:
+                spans[name] = [(s, e, ts, te) for s, e, ts, te, _ in
+                               self.cues[name].find(text, lowered, toks)]
+            return spans
+        for s, e, ts, te, name in self.all_cues.find(text, lowered, toks):
+            if name in spans:
+                spans[name].append((s, e, ts, te))
+        return spans
 
 
 @lru_cache(maxsize=1)
@@ -338,19 +377,25 @@ def _lexicon(lang: str) -> _Lexicon:
             triggers.add(str(pattern), spec, lex_lang)
     triggers.compile()
     cues: dict[str, _PatternSet] = {}
+    all_cues = None if lex_lang in SUBSTRING_LANGS else _PatternSet()
     for name in CUE_NAMES:
         cue_set = _PatternSet()
         per_lang = data["cues"].get(name) or {}
         for pattern in per_lang.get(lex_lang) or []:
             cue_set.add(str(pattern), name, lex_lang)
+            if all_cues is not None:
+                all_cues.add(str(pattern), name, lex_lang)
         cue_set.compile()
         cues[name] = cue_set
+    if all_cues is not None:
+        all_cues.compile()
     suffixes = data.get("present_tense_suffixes") or {}
     return _Lexicon(
         triggers,
         cues,
         tuple(suffixes.get(lang) or ()),
         tuple(suffixes.get(f"{lang}_past_exceptions") or ()),
+        all_cues,
     )
 
 
@@ -431,8 +476,10 @@ def _actors_from_matches(
     lex = _lexicon(lang)
     lowered = [t.text.lower() for t in toks]
     cue_tokens = {
-        name: _cue_token_set(lex.cues[name], sentence, lowered, toks)
-        for name in ("locative", "military_noun", "government_noun")
+        name: {t for _s, _e, ts, te in spans for t in range(ts, te)}
+        for name, spans in lex.cue_spans(
+            ("locative", "military_noun", "government_noun"), sentence, lowered, toks
+        ).items()
     }
     actors: list[ActorMention] = []
     places: list[PlaceEntry] = []
@@ -523,15 +570,6 @@ def _cjk_locative(sentence: str, m: GazetteerMatch, lang: str) -> bool:
     return after.startswith(("에서", "에 ", "으로", "로 ", "까지", "공항", "에", "で", "に", "在"))
 
 
-def _cue_token_set(
-    cues: _PatternSet, text: str, lowered: Sequence[str], toks: Sequence[Token]
-) -> set[int]:
-    out: set[int] = set()
-    for _s, _e, ts, te, _v in cues.find(text, lowered, toks):
-        out.update(range(ts, te))
-    return out
-
-
 def _preceded_by(cue_tokens: set[int], tok: int, window: int) -> bool:
     return any((tok - k) in cue_tokens for k in range(1, window + 1))
 
@@ -577,11 +615,7 @@ def _analyse(text: str, lang: str) -> _SentenceAnalysis:
     toks = tokenize(text)
     lowered = [t.text.lower() for t in toks]
     lex = _lexicon(lang)
-    cues: dict[str, list[tuple[int, int, int, int]]] = {}
-    for name in CUE_NAMES:
-        cues[name] = [
-            (s, e, ts, te) for s, e, ts, te, _ in lex.cues[name].find(text, lowered, toks)
-        ]
+    cues = lex.cue_spans(CUE_NAMES, text, lowered, toks)
     quotes = [m.span() for m in _QUOTE_RE.finditer(text)]
     return _SentenceAnalysis(text, toks, lowered, cues, quotes)
 

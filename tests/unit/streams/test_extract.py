@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import statistics
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -261,24 +259,6 @@ def test_distractors_yield_nothing() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_cost_per_article() -> None:
-    arts = load_articles(require(DEV))
-    for a in arts:
-        extract_events(a)  # warm the caches
-    times = []
-    for a in arts:
-        start = time.perf_counter()
-        extract_events(a)
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.010
-
-
-# ---------------------------------------------------------------- synthetic held-out sentences
-# Written for these rules (never copied from news): supply as an ongoing process, present tense
-# as a state, relative clauses describing a thing, off-dyad cooperation, same-event
-# consolidation within an article, news agencies as channels, datelines, sanctions demands.
-
-
 @pytest.mark.parametrize(
     ("lang", "text", "year"),
     [
