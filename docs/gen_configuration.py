@@ -22,7 +22,9 @@ Secrets (`RELWATCH_SASL_PASSWORD`) are never logged.
 def render() -> str:
     rows = []
     for name, field in Settings.model_fields.items():
-        env = "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"RELWATCH_{name.upper()}"
+        env = (
+            "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"RELWATCH_{name.upper()}"
+        )
         default = "<repo>/.relwatch" if name == "data_dir" else field.default
         rows.append(f"| `{env}` | `{default}` | {' '.join((field.description or '').split())} |")
     return HEADER + "\n".join(rows) + "\n"

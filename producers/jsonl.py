@@ -58,7 +58,7 @@ def ingest_jsonl(
     source = "stdin" if path == "-" else f"jsonl:{Path(path).name}"
     stream: IO[str] = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
     try:
-        with delivering(bootstrap_servers, **producer_kwargs) as (producer, report):  # type: ignore[arg-type]
+        with delivering(bootstrap_servers, **producer_kwargs) as (producer, report):
             summary.delivery = report
             bar = tqdm(desc="ingest", unit="art", disable=not progress, file=sys.stderr)
             for lineno, item in read_articles(stream, source):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import structlog
@@ -65,11 +66,10 @@ def ensure_topics(
             if name(spec) not in existing
         }
         if wanted:
-            try:
-                admin.create_topics(wanted, timeout_ms=int(timeout_s * 1000),
-                                    wait_for_metadata=True)
-            except TopicAlreadyExistsError:
-                pass
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile: fine
+                admin.create_topics(
+                    wanted, timeout_ms=int(timeout_s * 1000), wait_for_metadata=True
+                )
             log.info("topics_created", topics=sorted(wanted))
         return [name(spec) for spec in ALL_TOPICS]
     finally:

@@ -28,7 +28,9 @@ class RawArticle(Contract):
     url: str | None = None
     outlet: str | None = None
     lang: str | None = Field(default=None, description="Producer's language hint (secondary)")
-    published: str | None = Field(default=None, description="Publication time as the source gave it")
+    published: str | None = Field(
+        default=None, description="Publication time as the source gave it"
+    )
     title: str | None = None
     text: str = Field(description="Body: plain text or HTML")
     content_type: Literal["text", "html"] = "text"

@@ -31,7 +31,6 @@ from .app import (
 )
 from .deadletter import send_dead_letter
 from .kafka_io import fold_timeline, read_topic
-from .web import broadcast, register_pages, sse_event
 from .metrics import (
     DUPLICATES,
     ERRORS,
@@ -42,11 +41,12 @@ from .metrics import (
     TIMELINE_CHANGES,
     TIMELINE_SIZE,
 )
+from .web import broadcast, register_pages, sse_event
 
 log = structlog.get_logger(__name__)
 
 # --- state ---------------------------------------------------------------------------------
-_JSON = faust.Schema(key_serializer="json", value_serializer="json")
+_JSON: Any = faust.Schema(key_serializer="json", value_serializer="json")
 
 
 def _table(name: str) -> Any:
@@ -273,7 +273,7 @@ async def reposts_agent(stream: Any) -> None:
 _rebuild = {"dedupe": True, "timeline": True}
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's stub wants signal=
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
     _rebuild["dedupe"] = _rebuild["timeline"] = True
 

@@ -46,8 +46,14 @@ def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> I
                 for msg in messages:
                     if msg.offset >= end[tp]:
                         continue
-                    yield Record(msg.key, msg.value, dict(msg.headers or []), msg.partition,
-                                 msg.offset, msg.timestamp)
+                    yield Record(
+                        msg.key,
+                        msg.value,
+                        dict(msg.headers or []),
+                        msg.partition,
+                        msg.offset,
+                        msg.timestamp,
+                    )
             for tp in list(remaining):
                 if consumer.position(tp) >= end[tp]:
                     remaining.discard(tp)
@@ -71,19 +77,28 @@ def fold_timeline(records: Iterator[Record]) -> dict[str, TimelineEntry]:
     return entries
 
 
-def read_timeline(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[TimelineEntry]:
+def read_timeline(
+    bootstrap_servers: str, topic: str, timeout_s: float = 30.0
+) -> list[TimelineEntry]:
     entries = fold_timeline(read_topic(bootstrap_servers, topic, timeout_s))
     return sorted(entries.values(), key=lambda e: (e.date, e.id))
 
 
-def consumer_lag(bootstrap_servers: str, group_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
+def consumer_lag(
+    bootstrap_servers: str, group_id: str, topics: list[str]
+) -> dict[tuple[str, int], int]:
     """Lag of ``group_id`` per (topic, partition): end offset minus committed offset."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","),
-                             client_id="relwatch-lag")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-lag"
+    )
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None)
     try:
         committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
         end = consumer.end_offsets(tps)
         lag: dict[tuple[str, int], int] = {}
         for tp in tps:

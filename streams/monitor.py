@@ -41,18 +41,23 @@ class Monitor:
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None,
-                                      enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False
+        )
         self.dlq_reasons: Counter[str] = Counter()
         self.dlq_position: dict[TopicPartition, int] = {}
         self.previous: Reading | None = None
 
     def _tps(self, base: str) -> list[TopicPartition]:
         topic = self.settings.topic_name(base)
-        return [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic)
-                                                         or ())]
+        return [
+            TopicPartition(topic, p)
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
 
-    def _newest_timestamp(self, tps: list[TopicPartition], end: dict[TopicPartition, int]) -> float | None:
+    def _newest_timestamp(
+        self, tps: list[TopicPartition], end: dict[TopicPartition, int]
+    ) -> float | None:
         newest = None
         for tp in tps:
             if end.get(tp, 0) == 0:
@@ -65,7 +70,9 @@ class Monitor:
                     newest = ts if newest is None else max(newest, ts)
         return newest
 
-    def _count_dead_letters(self, tps: list[TopicPartition], end: dict[TopicPartition, int]) -> None:
+    def _count_dead_letters(
+        self, tps: list[TopicPartition], end: dict[TopicPartition, int]
+    ) -> None:
         for tp in tps:
             start = self.dlq_position.get(tp, 0)
             if start >= end.get(tp, 0):
@@ -81,12 +88,22 @@ class Monitor:
             self.dlq_position[tp] = end[tp]
 
     def read(self) -> Reading:
-        watched = {base: self._tps(base) for base in
-                   (ARTICLES_RAW.name, EVENTS_MENTIONS.name, TIMELINE_ENTRIES.name, DEADLETTER.name)}
+        watched = {
+            base: self._tps(base)
+            for base in (
+                ARTICLES_RAW.name,
+                EVENTS_MENTIONS.name,
+                TIMELINE_ENTRIES.name,
+                DEADLETTER.name,
+            )
+        }
         all_tps = [tp for tps in watched.values() for tp in tps]
         end = self.consumer.end_offsets(all_tps) if all_tps else {}
-        lag = consumer_lag(self.bootstrap, self.settings.group_id,
-                           [self.settings.topic_name(s.name) for s in INPUT_TOPICS])
+        lag = consumer_lag(
+            self.bootstrap,
+            self.settings.group_id,
+            [self.settings.topic_name(s.name) for s in INPUT_TOPICS],
+        )
         self._count_dead_letters(watched[DEADLETTER.name], end)
         reading = Reading(
             at=time.time(),
@@ -97,8 +114,10 @@ class Monitor:
         )
         if self.previous is not None:
             dt = max(1e-6, reading.at - self.previous.at)
-            reading.rates = {base: (n - self.previous.end_offsets.get(base, 0)) / dt
-                             for base, n in reading.end_offsets.items()}
+            reading.rates = {
+                base: (n - self.previous.end_offsets.get(base, 0)) / dt
+                for base, n in reading.end_offsets.items()
+            }
         self.previous = reading
         return reading
 
@@ -112,24 +131,35 @@ def render(reading: Reading) -> str:
     for base, n in reading.end_offsets.items():
         lines.append(f"{base:<24}{n:>10}{reading.rates.get(base, 0.0):>10.1f}")
     fresh = reading.freshness_s
-    lines += ["", f"timeline freshness: {'-' if fresh is None else f'{fresh:.1f} s'}", "",
-              f"{'consumer lag':<40}{'messages':>10}"]
+    lines += [
+        "",
+        f"timeline freshness: {'-' if fresh is None else f'{fresh:.1f} s'}",
+        "",
+        f"{'consumer lag':<40}{'messages':>10}",
+    ]
     lines += [f"{tp:<40}{n:>10}" for tp, n in reading.lag.items()]
     lines += ["", "dead letters by reason:"]
     lines += [f"  {r:<30}{n:>8}" for r, n in sorted(reading.deadletters_by_reason.items())] or [
-        "  none"]
+        "  none"
+    ]
     return "\n".join(lines)
 
 
-def run_monitor(settings: Settings, bootstrap: str, interval: float = 2.0, once: bool = False,
-                as_json: bool = False) -> int:
+def run_monitor(
+    settings: Settings,
+    bootstrap: str,
+    interval: float = 2.0,
+    once: bool = False,
+    as_json: bool = False,
+) -> int:
     monitor = Monitor(settings, bootstrap)
     try:
         while True:
             reading = monitor.read()
             if as_json:
-                print(json.dumps(asdict(reading) | {"freshness_s": reading.freshness_s}),
-                      flush=True)
+                print(
+                    json.dumps(asdict(reading) | {"freshness_s": reading.freshness_s}), flush=True
+                )
             else:
                 if sys.stdout.isatty():
                     sys.stdout.write("\x1b[2J\x1b[H")

@@ -1130,12 +1130,13 @@ def resolve_publication_time(
     """(publication time in UTC, where it came from, whether it carries a year).
 
     Order: ``raw.published``, then the page's own date (``page_date``, e.g. from HTML meta
-    tags), then a date in the URL's path — all "metadata"; then the dateline in the first ``header_chars`` of ``text``
-    ("text"); then ``raw.ingested_at`` ("ingest"). A metadata value with only a month or a
-    year gives way to a full date in the header that agrees with it; otherwise it stands for
-    the first day of its period. A time later than two days after ingest is not believed. A
-    header date without a year takes the year from partial metadata, else the latest year
-    that does not put it after the ingest time, and is reported with ``has_year=False``.
+    tags), then a date in the URL's path — all "metadata"; then the dateline in the first
+    ``header_chars`` of ``text`` ("text"); then ``raw.ingested_at`` ("ingest"). A metadata value
+    with only a month or a year gives way to a full date in the header that agrees with it;
+    otherwise it stands for the first day of its period. A time later than two days after ingest
+    is not believed. A header date without a year takes the year from partial metadata, else the
+    latest year that does not put it after the ingest time, and is reported with
+    ``has_year=False``.
     """
     ingest = datetime.fromtimestamp(raw.ingested_at, tz=UTC)
     limit = ingest + timedelta(days=2)

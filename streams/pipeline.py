@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from schemas.models import CleanArticle, DeadLetter, DuplicateNotice, EventMention, RawArticle, TimelineEntry
+from schemas.models import (
+    CleanArticle,
+    DeadLetter,
+    DuplicateNotice,
+    EventMention,
+    RawArticle,
+    TimelineEntry,
+)
 
 from . import dedupe, enrich, extract, normalize, timeline
 from .deadletter import make_dead_letter

@@ -42,8 +42,12 @@ def bootstrap_for(settings: Settings) -> Iterator[str]:
     was_running = broker.status().running
     started = time.monotonic()
     bootstrap = broker.start()
-    log.info("local_broker_ready", bootstrap=bootstrap, seconds=round(time.monotonic() - started, 2),
-             already_running=was_running)
+    log.info(
+        "local_broker_ready",
+        bootstrap=bootstrap,
+        seconds=round(time.monotonic() - started, 2),
+        already_running=was_running,
+    )
     try:
         yield bootstrap
     finally:
@@ -87,14 +91,23 @@ def replay(
     started = time.monotonic()
     with bootstrap_for(settings) as bootstrap:
         ensure_topics(
-            bootstrap, namespace, settings.replication_factor,
-            {ARTICLES_RAW.name: settings.raw_partitions, "articles.unique": settings.unique_partitions},
+            bootstrap,
+            namespace,
+            settings.replication_factor,
+            {
+                ARTICLES_RAW.name: settings.raw_partitions,
+                "articles.unique": settings.unique_partitions,
+            },
         )
         worker = WorkerProcess(settings, bootstrap, workdir / "worker.log").start()
         try:
             summary = ingest_jsonl(
-                path, bootstrap, topic=settings.topic_name(ARTICLES_RAW.name), progress=progress,
-                compression=settings.producer_compression, linger_ms=settings.producer_linger_ms,
+                path,
+                bootstrap,
+                topic=settings.topic_name(ARTICLES_RAW.name),
+                progress=progress,
+                compression=settings.producer_compression,
+                linger_ms=settings.producer_linger_ms,
             )
             wait_until_drained(settings, bootstrap, [worker], timeout_s=timeout_s)
             entries = read_timeline(bootstrap, settings.topic_name(TIMELINE_ENTRIES.name))
@@ -107,8 +120,11 @@ def replay(
                     log.warning("topic_cleanup_failed", error=repr(exc))
     shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - started
-    log.info("replay_done", entries=len(entries), articles=summary.pushed,
-             seconds=round(seconds, 2), namespace=namespace)
+    log.info(
+        "replay_done",
+        entries=len(entries),
+        articles=summary.pushed,
+        seconds=round(seconds, 2),
+        namespace=namespace,
+    )
     return ReplayResult(entries, summary, seconds, namespace)
-
-

@@ -52,13 +52,27 @@ def plan_reprocess(
                 retract.append(old.model_copy(update={"retracted": True}))
             continue
         entry, ev = cited[mid]  # only the timeline remembers it: rebuild it from the evidence
-        retract.append(EventMention(
-            mention_id=mid, article_id=ev.article_id, wire_id=ev.wire_id, url=ev.url,
-            outlet=ev.outlet, lang=ev.lang, quote=ev.quote, cameo_code=entry.cameo_code,
-            cameo_root=entry.cameo_root, source_actor=entry.source_actor,
-            target_actor=entry.target_actor, actors=entry.actors, date=ev.date,
-            date_precision=ev.date_precision, ingested_at=entry.updated,
-            extractor_version=entry.extractor_version, retracted=True))
+        retract.append(
+            EventMention(
+                mention_id=mid,
+                article_id=ev.article_id,
+                wire_id=ev.wire_id,
+                url=ev.url,
+                outlet=ev.outlet,
+                lang=ev.lang,
+                quote=ev.quote,
+                cameo_code=entry.cameo_code,
+                cameo_root=entry.cameo_root,
+                source_actor=entry.source_actor,
+                target_actor=entry.target_actor,
+                actors=entry.actors,
+                date=ev.date,
+                date_precision=ev.date_precision,
+                ingested_at=entry.updated,
+                extractor_version=entry.extractor_version,
+                retracted=True,
+            )
+        )
     unchanged = sum(1 for mid, m in fresh.items() if live_mentions.get(mid) == m)
     return ReprocessPlan(send, retract, unchanged)
 
@@ -70,7 +84,9 @@ def extract_all(raws: Iterable[RawArticle]) -> list[EventMention]:
     return pipeline.mentions
 
 
-def run_reprocess(bootstrap: str, topic_name: Mapping[str, str], dry_run: bool = False) -> ReprocessPlan:
+def run_reprocess(
+    bootstrap: str, topic_name: Mapping[str, str], dry_run: bool = False
+) -> ReprocessPlan:
     """Read raw articles, live mentions and the live timeline; publish the plan."""
     from producers.kafka_producer import delivering, send
 
@@ -91,13 +107,24 @@ def run_reprocess(bootstrap: str, topic_name: Mapping[str, str], dry_run: bool =
         live_mentions[mention.mention_id] = mention
     live = fold_timeline(read_topic(bootstrap, topic_name["timeline.entries"], timeout_s=600))
     plan = plan_reprocess(live.values(), live_mentions, extract_all(raws))
-    log.info("reprocess_plan", articles=len(raws), send=len(plan.send),
-             retract=len(plan.retract), unchanged=plan.unchanged, dry_run=dry_run)
+    log.info(
+        "reprocess_plan",
+        articles=len(raws),
+        send=len(plan.send),
+        retract=len(plan.retract),
+        unchanged=plan.unchanged,
+        dry_run=dry_run,
+    )
     if not dry_run:
         with delivering(bootstrap) as (producer, report):
             for mention in [*plan.send, *plan.retract]:
-                send(producer, report, topic_name["events.mentions"],
-                     mention.mention_id.encode(), mention.model_dump_json().encode())
+                send(
+                    producer,
+                    report,
+                    topic_name["events.mentions"],
+                    mention.mention_id.encode(),
+                    mention.model_dump_json().encode(),
+                )
         if report.failed:
             raise RuntimeError(f"{report.failed} reprocess messages were not delivered")
     return plan

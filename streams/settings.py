@@ -34,14 +34,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=REPO_ROOT / ".relwatch", description="Worker state (Faust data dir, tables)"
     )
-    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    store: str = Field(
+        default="memory://", description="Faust table store: memory:// or rocksdb://"
+    )
     web_port: int = Field(default=6066, description="Worker HTTP port (/metrics, /health, API)")
     web_host: str = Field(default="127.0.0.1", description="Worker HTTP bind address")
     web_enabled: bool = Field(default=True, description="Serve the worker's HTTP endpoints")
     commit_interval_s: float = Field(default=1.0, description="Consumer offset commit interval")
     session_timeout_s: float = Field(
-        default=10.0, description="Consumer group session timeout: how soon a dead worker's "
-        "partitions move to the others"
+        default=10.0,
+        description="Consumer group session timeout: how soon a dead worker's "
+        "partitions move to the others",
     )
     heartbeat_interval_s: float = Field(default=3.0, description="Consumer heartbeat interval")
     replication_factor: int = Field(default=1, description="Replication of created topics")
@@ -49,7 +52,9 @@ class Settings(BaseSettings):
         default=1, description="Partitions of articles.raw (see docs/partitioning.md)"
     )
     unique_partitions: int = Field(default=4, description="Partitions of articles.unique")
-    dedupe_window_days: float = Field(default=14.0, description="How long dedupe remembers articles")
+    dedupe_window_days: float = Field(
+        default=14.0, description="How long dedupe remembers articles"
+    )
     timeline_horizon_days: float = Field(
         default=3650.0, description="Rolling window: entries older than this are expired"
     )

@@ -10,7 +10,9 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 def test_every_setting_is_documented() -> None:
     text = DOC.read_text(encoding="utf-8")
     for name in Settings.model_fields:
-        env = "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"RELWATCH_{name.upper()}"
+        env = (
+            "KAFKA_BOOTSTRAP_SERVERS" if name == "bootstrap_servers" else f"RELWATCH_{name.upper()}"
+        )
         assert f"`{env}`" in text, env
 
 
