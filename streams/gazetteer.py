@@ -339,7 +339,7 @@ class Gazetteer:
                 if not words:
                     continue
                 keysets = tuple(word_keys(w, key_lang) for w in words)
-                for key in keysets[0]:
+                for key in sorted(keysets[0]):  # sorted: the same order in every process
                     index.by_first.setdefault(key, []).append((keysets, target))
                     index.prefixes.add(key[:2])
         self._indexes[lang] = index
@@ -371,7 +371,9 @@ class Gazetteer:
                 i += 1
                 continue
             best: tuple[int, AliasTarget] | None = None
-            for key in keys_at(i):
+            # sorted, not set order: set order of strings changes with the process's hash
+            # seed, and ties of equal length keep the first candidate
+            for key in sorted(keys_at(i)):
                 for keysets, target in index.by_first.get(key, ()):
                     n = len(keysets)
                     if i + n > len(toks) or (best is not None and n <= best[0]):
