@@ -52,6 +52,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.models import RawArticle
+from streams.security import client_security
 
 from .articles import stable_article_id
 from .checkpoints import CheckpointStore, OutboxItem
@@ -1163,6 +1164,7 @@ class FeedPoller:
         """
         pending = self.store.pending(self.topic)
         consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None,
+                                 **client_security(),
                                  enable_auto_commit=False, client_id="relwatch-feeds-recover")
         found = 0
         try:

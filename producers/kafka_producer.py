@@ -47,6 +47,9 @@ def make_producer(
     client_id: str = "relwatch-producer",
     **extra: Any,
 ) -> KafkaProducer:
+    from streams.security import client_security
+
+    extra = {**client_security(), **extra}
     return KafkaProducer(
         bootstrap_servers=bootstrap_servers.split(","),
         client_id=client_id,

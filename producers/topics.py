@@ -10,6 +10,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.topics import ALL_TOPICS, TopicSpec
+from streams.security import client_security
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +48,8 @@ def ensure_topics(
     while True:
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-admin"
+                bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-admin",
+                **client_security(),
             )
             break
         except KafkaError:

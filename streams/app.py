@@ -23,6 +23,7 @@ from schemas.topics import (
     TopicSpec,
 )
 
+from .security import faust_broker_credentials
 from .settings import Settings, load_settings
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -58,6 +59,7 @@ def create_app(conf: Settings) -> faust.App:
         producer_acks=-1,
         stream_buffer_maxsize=4096,
         worker_redirect_stdouts=False,
+        broker_credentials=faust_broker_credentials(conf),
     )
 
 

@@ -11,6 +11,8 @@ from kafka.admin import KafkaAdminClient
 
 from schemas.models import TimelineEntry
 
+from .security import client_security
+
 
 @dataclass(frozen=True)
 class Record:
@@ -26,6 +28,7 @@ def read_topic(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> I
     """Every record of ``topic`` from the beginning to the end offsets seen at the start."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers.split(","),
+        **client_security(),
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=1000,
@@ -89,9 +92,12 @@ def consumer_lag(
 ) -> dict[tuple[str, int], int]:
     """Lag of ``group_id`` per (topic, partition): end offset minus committed offset."""
     admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-lag"
+        bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-lag",
+        **client_security(),
     )
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers.split(","), group_id=None, **client_security()
+    )
     try:
         committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
         tps = [

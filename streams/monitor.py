@@ -20,6 +20,7 @@ from schemas.topics import ARTICLES_RAW, DEADLETTER, EVENTS_MENTIONS, TIMELINE_E
 
 from .kafka_io import consumer_lag
 from .runner import INPUT_TOPICS
+from .security import client_security
 from .settings import Settings
 
 
@@ -42,6 +43,7 @@ class Monitor:
         self.settings = settings
         self.bootstrap = bootstrap
         self.consumer = KafkaConsumer(
+            **client_security(),
             bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False
         )
         self.dlq_reasons: Counter[str] = Counter()

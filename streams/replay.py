@@ -22,6 +22,7 @@ from schemas.topics import ARTICLES_RAW, TIMELINE_ENTRIES
 from .kafka_io import read_timeline
 from .local_broker import LocalBroker
 from .runner import WorkerProcess, wait_until_drained
+from .security import client_security
 from .settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -56,7 +57,9 @@ def bootstrap_for(settings: Settings) -> Iterator[str]:
 
 
 def delete_namespace_topics(bootstrap: str, settings: Settings) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="relwatch-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap.split(","), client_id="relwatch-admin", **client_security()
+    )
     try:
         prefix = f"{settings.namespace}."
         group_prefix = f"{settings.group_id}-"

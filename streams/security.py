@@ -107,6 +107,14 @@ def kafka_python_security(settings: Settings) -> dict[str, object]:
     return kwargs
 
 
+def client_security() -> dict[str, object]:
+    """:func:`kafka_python_security` for the settings in the environment: what every plain
+    kafka-python client of relwatch (producers, admin, readers, monitor) passes."""
+    from .settings import load_settings
+
+    return kafka_python_security(load_settings())
+
+
 def build_ssl_context(settings: Settings) -> ssl.SSLContext:
     """A client TLS context: verifies the brokers (CA file or system store), hostname checked;
     presents the client certificate when one is configured (mutual TLS)."""
