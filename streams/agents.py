@@ -64,6 +64,7 @@ timeline_reposts = _table("timeline-reposts")
 _derived: dict[str, dict[str, Any]] = {"exact": {}, "bands": {}, "index": {}, "entries": {}}
 
 EVICT_EVERY_S = 60.0
+REPAIR_READ_TIMEOUT_S = 45.0
 _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
 # Dedupe evicts by stream time (the newest ingest time seen), not wall-clock time, so that a
 # backfill of old articles keeps its window; a day of margin covers producers' clock skew.
@@ -211,9 +212,17 @@ async def _repair_after_assignment() -> None:
     _derived["index"], _derived["entries"] = dict(fresh.index), dict(fresh.entries)
     bootstrap = settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
     topic = timeline_topic.get_topic_name()
-    on_topic = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=120))
-    )
+    try:
+        # bounded: a read that hangs must not hold the timeline lock (and the agents) forever
+        on_topic = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(
+                None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=30))
+            ),
+            timeout=REPAIR_READ_TIMEOUT_S,
+        )
+    except Exception as exc:  # the state is repaired; only the topic check is skipped
+        log.warning("timeline_topic_reconcile_skipped", error=repr(exc))
+        return
     changes = timeline.diff_timelines(on_topic, _timeline_state().timeline())
     if changes:
         log.warning("timeline_topic_reconciled", changes=len(changes))
