@@ -1330,20 +1330,6 @@ def rebuild_derived(state: TimelineState) -> TimelineState:
     return fresh
 
 
-def sync_derived(state: TimelineState, fresh: TimelineState) -> int:
-    """Make ``state``'s index and entries equal to ``fresh``'s; returns the keys written."""
-    written = 0
-    for target, source in ((state.index, fresh.index), (state.entries, fresh.entries)):
-        for key in [k for k in list(target.keys()) if k not in source]:
-            del target[key]
-            written += 1
-        for key, value in source.items():
-            if target.get(key) != value:
-                target[key] = value
-                written += 1
-    return written
-
-
 # --------------------------------------------------------------------------- diffs and replay
 
 
