@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from bench.stream import StreamItem, build_stream
+from producers.kafka_producer import delivering, send
 from producers.topics import ensure_topics
 from schemas.models import DeadLetter, TimelineEntry
 from streams.kafka_io import read_timeline, read_topic
@@ -37,15 +37,11 @@ def _settings(namespace: str, tmp_path: Path) -> Settings:
 
 
 def _produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=10,
-                             max_request_size=16 * 1024 * 1024)
-    try:
-        futures = [producer.send(topic, key=k, value=v) for k, v in payloads]
-        producer.flush(60)
-        for future in futures:
-            future.get(60)
-    finally:
-        producer.close()
+    """Through the project's own producer (acks=all, retries, ordered); every record acked."""
+    with delivering(bootstrap) as (producer, report):
+        for key, value in payloads:
+            send(producer, report, topic, key, value)
+    assert report.failed == 0 and report.delivered == len(payloads), report
 
 
 def _timeline_dump(entries: list[TimelineEntry]) -> dict[str, dict[str, object]]:
