@@ -75,3 +75,12 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TIMELINE_ARCHIVE,
     DEADLETTER,
 )
+
+# The topics the worker's consumer group reads (its lag is measured on these).
+WORKER_INPUT_TOPICS: tuple[TopicSpec, ...] = (
+    ARTICLES_RAW,
+    ARTICLES_CLEAN,
+    ARTICLES_UNIQUE,
+    ARTICLES_DUPLICATES,
+    EVENTS_MENTIONS,
+)

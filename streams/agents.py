@@ -16,6 +16,7 @@ import faust
 import structlog
 
 from schemas.models import CleanArticle, DuplicateNotice, EventMention, RawArticle, TimelineEntry
+from schemas.topics import WORKER_INPUT_TOPICS
 
 from . import dedupe, enrich, extract, normalize, timeline
 from .app import (
@@ -30,8 +31,9 @@ from .app import (
     unique_topic,
 )
 from .deadletter import send_dead_letter
-from .kafka_io import fold_timeline, read_topic
+from .kafka_io import consumer_lag, fold_timeline, read_topic
 from .metrics import (
+    CONSUMER_LAG,
     DUPLICATES,
     ERRORS,
     INGEST_TO_TIMELINE,
@@ -70,6 +72,10 @@ _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
 # backfill of old articles keeps its window; a day of margin covers producers' clock skew.
 _stream_clock = {"dedupe": 0.0}
 DEDUPE_CONFIG = dedupe.DedupeConfig(window_s=settings.dedupe_window_days * 86400)
+
+
+def _bootstrap() -> str:
+    return settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
 
 
 async def _fail(stage: str, event: Any, exc: BaseException) -> None:
@@ -210,7 +216,7 @@ async def _repair_after_assignment() -> None:
     _rebuild["timeline"] = False
     fresh = timeline.rebuild_derived(_timeline_state())
     _derived["index"], _derived["entries"] = dict(fresh.index), dict(fresh.entries)
-    bootstrap = settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
+    bootstrap = _bootstrap()
     topic = timeline_topic.get_topic_name()
     try:
         # bounded: a read that hangs must not hold the timeline lock (and the agents) forever
@@ -241,7 +247,7 @@ def _timeline_changes(mention: EventMention) -> list[timeline.TimelineChange]:
     else:
         changes = timeline.apply_mention(state, mention)
     now = time.time()
-    if now - _last_eviction["timeline"] > EVICT_EVERY_S:
+    if now - _last_eviction["timeline"] >= settings.timeline_expire_interval_s:
         changes += timeline.expire(state, settings.timeline_horizon_days, now)
         _last_eviction["timeline"] = now
     return changes
@@ -285,6 +291,26 @@ _rebuild = {"dedupe": True, "timeline": True}
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's stub wants signal=
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
     _rebuild["dedupe"] = _rebuild["timeline"] = True
+
+
+# --- ops: consumer lag on /metrics -------------------------------------------------------
+def _export_consumer_lag() -> int:
+    """Set the lag gauge of every partition the group reads (all workers', not only ours)."""
+    topics = [settings.topic_name(spec.name) for spec in WORKER_INPUT_TOPICS]
+    lag = consumer_lag(_bootstrap(), settings.group_id, topics)
+    for (topic, partition), n in lag.items():
+        CONSUMER_LAG.labels(group=settings.group_id, topic=topic, partition=str(partition)).set(n)
+    return sum(lag.values())
+
+
+if settings.lag_metrics_interval_s > 0:
+
+    @app.timer(interval=settings.lag_metrics_interval_s)
+    async def _consumer_lag_timer() -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, _export_consumer_lag)
+        except Exception as exc:  # a metric, never a reason to disturb the agents
+            log.warning("consumer_lag_unavailable", error=repr(exc))
 
 
 def _ready() -> bool:

@@ -21,3 +21,8 @@ INGEST_TO_TIMELINE = Histogram(
     "Seconds from a producer's push to the timeline record it caused",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+CONSUMER_LAG = Gauge(
+    "relwatch_consumer_lag_messages",
+    "Messages of a topic partition the worker's consumer group has not yet committed",
+    ["group", "topic", "partition"],
+)

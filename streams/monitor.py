@@ -16,10 +16,15 @@ from dataclasses import asdict, dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 
-from schemas.topics import ARTICLES_RAW, DEADLETTER, EVENTS_MENTIONS, TIMELINE_ENTRIES
+from schemas.topics import (
+    ARTICLES_RAW,
+    DEADLETTER,
+    EVENTS_MENTIONS,
+    TIMELINE_ENTRIES,
+    WORKER_INPUT_TOPICS,
+)
 
 from .kafka_io import consumer_lag
-from .runner import INPUT_TOPICS
 from .security import client_security
 from .settings import Settings
 
@@ -104,7 +109,7 @@ class Monitor:
         lag = consumer_lag(
             self.bootstrap,
             self.settings.group_id,
-            [self.settings.topic_name(s.name) for s in INPUT_TOPICS],
+            [self.settings.topic_name(s.name) for s in WORKER_INPUT_TOPICS],
         )
         self._count_dead_letters(watched[DEADLETTER.name], end)
         reading = Reading(

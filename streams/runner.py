@@ -17,20 +17,13 @@ from pathlib import Path
 import structlog
 from kafka.errors import KafkaError
 
-from schemas.topics import (
-    ARTICLES_CLEAN,
-    ARTICLES_DUPLICATES,
-    ARTICLES_RAW,
-    ARTICLES_UNIQUE,
-    EVENTS_MENTIONS,
-)
+from schemas.topics import WORKER_INPUT_TOPICS
 
 from .kafka_io import consumer_lag
 from .settings import Settings
 
 log = structlog.get_logger(__name__)
 
-INPUT_TOPICS = (ARTICLES_RAW, ARTICLES_CLEAN, ARTICLES_UNIQUE, ARTICLES_DUPLICATES, EVENTS_MENTIONS)
 
 
 def free_port() -> int:
@@ -65,6 +58,10 @@ class WorkerProcess:
             RELWATCH_HEARTBEAT_INTERVAL_S=str(self.settings.heartbeat_interval_s),
             RELWATCH_RAW_PARTITIONS=str(self.settings.raw_partitions),
             RELWATCH_UNIQUE_PARTITIONS=str(self.settings.unique_partitions),
+            RELWATCH_DEDUPE_WINDOW_DAYS=str(self.settings.dedupe_window_days),
+            RELWATCH_TIMELINE_HORIZON_DAYS=str(self.settings.timeline_horizon_days),
+            RELWATCH_TIMELINE_EXPIRE_INTERVAL_S=str(self.settings.timeline_expire_interval_s),
+            RELWATCH_LAG_METRICS_INTERVAL_S=str(self.settings.lag_metrics_interval_s),
         )
         env.update(self.extra_env)
         return env
@@ -121,7 +118,7 @@ def wait_until_drained(
 
     Returns the seconds waited. Raises if every worker has died or the timeout passes.
     """
-    topics = [settings.topic_name(spec.name) for spec in INPUT_TOPICS]
+    topics = [settings.topic_name(spec.name) for spec in WORKER_INPUT_TOPICS]
     started = time.monotonic()
     zero_in_a_row = 0
     last_report = started

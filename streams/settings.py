@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     timeline_horizon_days: float = Field(
         default=3650.0, description="Rolling window: entries older than this are expired"
     )
+    timeline_expire_interval_s: float = Field(
+        default=60.0,
+        description="How often (at most) the timeline agent runs expiry, on its next message",
+    )
+    lag_metrics_interval_s: float = Field(
+        default=15.0,
+        description="How often the worker exports its group's consumer lag on /metrics "
+        "(0 = never)",
+    )
     max_text_chars: int = Field(default=200_000, description="Longer article texts are truncated")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto = console on a terminal, JSON otherwise"

@@ -9,11 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from producers.topics import ensure_topics
 from schemas.models import RawArticle
+from schemas.topics import WORKER_INPUT_TOPICS
 from streams.runner import WorkerProcess, wait_until_drained
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +47,34 @@ def _wait_http(url: str, timeout_s: float = 60) -> httpx.Response:
         time.sleep(0.3)
 
 
+def _lag_samples(metrics: str) -> dict[tuple[str, str], float]:
+    samples = {}
+    for family in text_string_to_metric_families(metrics):
+        if family.name == "relwatch_consumer_lag_messages":
+            for sample in family.samples:
+                samples[(sample.labels["topic"], sample.labels["partition"])] = sample.value
+                assert sample.labels["group"]
+    return samples
+
+
+def _assert_lag_exported(base: str, settings: Settings) -> None:
+    """Lag per topic and partition of the worker's group, for every topic the group reads;
+    zero everywhere once the pipeline has drained (the timer refreshes it every second)."""
+    expected = {(settings.topic_name(spec.name), str(p))
+                for spec in WORKER_INPUT_TOPICS
+                for p in range(spec.partitions)}
+    deadline = time.monotonic() + 30
+    while True:
+        samples = _lag_samples(httpx.get(f"{base}/metrics", timeout=10).text)
+        if set(samples) == expected and not any(samples.values()):
+            return
+        assert time.monotonic() < deadline, (sorted(expected), samples)
+        time.sleep(0.5)
+
+
 def test_api_and_server_sent_events(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
     settings = load_settings(namespace=namespace, data_dir=tmp_path / "state",
-                             commit_interval_s=0.2)
+                             commit_interval_s=0.2, lag_metrics_interval_s=1.0)
     ensure_topics(kafka_bootstrap, namespace)
     worker = WorkerProcess(settings, kafka_bootstrap, tmp_path / "worker.log").start()
     base = f"http://127.0.0.1:{worker.web_port}"
@@ -89,6 +116,7 @@ def test_api_and_server_sent_events(kafka_bootstrap: str, namespace: str, tmp_pa
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
         assert 'relwatch_stage_processed_total{stage="normalize"} 2.0' in metrics
         assert "relwatch_ingest_to_timeline_seconds_bucket" in metrics
+        _assert_lag_exported(base, settings)
     finally:
         producer.close()
         worker.stop()
