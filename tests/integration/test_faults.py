@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,41 @@ def _produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) ->
 
 def _timeline_dump(entries: list[TimelineEntry]) -> dict[str, dict[str, object]]:
     return {e.id: json.loads(e.model_dump_json()) for e in entries}
+
+
+def _explain(got: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]]) -> str:
+    """A short account of how two timeline dumps differ (the full diff is unreadable)."""
+    lines = [f"{len(got)} entries on the topic, {len(want)} expected"]
+    for eid in sorted(set(got) | set(want)):
+        a, b = got.get(eid), want.get(eid)
+        if a == b:
+            continue
+        if a is None or b is None:
+            doc = a or b or {}
+            side = "missing" if a is None else "unexpected"
+            mids = sorted(str(m["mention_id"]) for m in doc.get("mentions", []))
+            lines.append(f"{side} {eid} {doc.get('date')} {doc.get('cameo_code')} {mids}")
+            continue
+        fields = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        ma = {str(m["mention_id"]) for m in a.get("mentions", [])}
+        mb = {str(m["mention_id"]) for m in b.get("mentions", [])}
+        lines.append(f"differs {eid}: fields {fields}; mentions extra {sorted(ma - mb)} "
+                     f"missing {sorted(mb - ma)}; "
+                     + "; ".join(f"{k}: {a.get(k)!r} != {b.get(k)!r}" for k in fields
+                                 if k not in ("mentions",))[:800])
+    return "\n".join(lines[:40])
+
+
+def _assert_same_timeline(got: list[TimelineEntry], expected: dict[str, dict[str, object]],
+                          workers: list[Path] | None = None) -> None:
+    dump = _timeline_dump(got)
+    if dump != expected:
+        logs = ""
+        for path in workers or []:
+            tail = [line for line in path.read_text(errors="replace").splitlines()
+                    if "reconcil" in line or "rebuilt" in line or "error" in line.lower()]
+            logs += f"\n--- {path.name}\n" + "\n".join(tail[-15:])
+        pytest.fail(_explain(dump, expected) + logs, pytrace=False)
 
 
 def _processed(bootstrap: str, settings: Settings, topic: str = "articles.clean") -> int:
@@ -93,7 +129,7 @@ def _run(bootstrap: str, settings: Settings, stream: list[StreamItem], tmp_path:
 
 def test_undisturbed_run_equals_in_process(kafka_bootstrap, namespace, tmp_path, stream, expected):
     got = _run(kafka_bootstrap, _settings(namespace, tmp_path), stream, tmp_path)
-    assert _timeline_dump(got) == expected
+    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")))
 
 
 def test_kill_9_of_the_worker_mid_run_loses_and_duplicates_nothing(
@@ -109,7 +145,7 @@ def test_kill_9_of_the_worker_mid_run_loses_and_duplicates_nothing(
                                    name="w0").start())
 
     got = _run(kafka_bootstrap, settings, stream, tmp_path, crash_and_restart)
-    assert _timeline_dump(got) == expected
+    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")))
 
 
 def test_two_workers_one_killed_mid_run(kafka_bootstrap, namespace, tmp_path, stream, expected):
@@ -120,7 +156,7 @@ def test_two_workers_one_killed_mid_run(kafka_bootstrap, namespace, tmp_path, st
         procs[1].kill()
 
     got = _run(kafka_bootstrap, settings, stream, tmp_path, kill_one, workers=2)
-    assert _timeline_dump(got) == expected
+    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")))
 
 
 def test_broker_restart_mid_run(namespace, tmp_path, stream, expected):
@@ -147,7 +183,7 @@ def test_broker_restart_mid_run(namespace, tmp_path, stream, expected):
         got = _run(bootstrap, settings, stream, tmp_path, restart_broker)
     finally:
         broker.stop()
-    assert _timeline_dump(got) == expected
+    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")))
 
 
 def _fuzz(valid: list[StreamItem], n_bad: int, seed: int = 3) -> list[tuple[bytes, bytes, bool]]:

@@ -430,3 +430,19 @@ def test_deployment_source_is_the_side_whose_forces_are_named() -> None:
     assert [(m.cameo_code, m.date, m.source_actor[:3], m.target_actor) for m in got] == [
         ("150", "2023", "PRK", "RUS")
     ]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "On Tuesday Vladimir Putin ordered the signing of a strategic partnership "
+               "treaty with North Korea."),
+        ("ru", "Во вторник Владимир Путин поручил подписать договор о партнерстве с КНДР."),
+        ("uk", "У вівторок Володимир Путін доручив підписати договір про партнерство з КНДР."),
+        ("ko", "블라디미르 푸틴 러시아 대통령은 18일 북한과 동반자 협정 체결을 지시했다."),
+    ],
+)
+def test_ordering_a_signing_is_an_intent_not_the_signing(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_root, m.date) for m in got] == [("03", "2024-06-18")]
+    assert got[0].source_actor == "RUSGOV"
