@@ -216,6 +216,8 @@ async def _repair_after_assignment() -> None:
     _rebuild["timeline"] = False
     fresh = timeline.rebuild_derived(_timeline_state())
     _derived["index"], _derived["entries"] = dict(fresh.index), dict(fresh.entries)
+    log.info("timeline_state_rebuilt", mentions=len(timeline_mentions),
+             reposts=len(timeline_reposts), entries=len(fresh.entries))
     bootstrap = _bootstrap()
     topic = timeline_topic.get_topic_name()
     try:
