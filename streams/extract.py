@@ -1315,7 +1315,30 @@ def _assign_roles(
                 target = ActorMention(-1, -1, place.country, place.country, place.id, -1)
                 involved.append(target)
                 break
-    return source, target, involved
+    return _in_apposition(source, involved), _in_apposition(target, involved), involved
+
+
+#: Characters between a bare country and the named actor it qualifies ("Russia's defence
+#: minister Belousov", "président russe Vladimir Poutine", "Міністр оборони Росії Білоусов").
+APPOSITION_REACH = 24
+
+
+def _in_apposition(
+    actor: ActorMention | None, involved: Sequence[ActorMention]
+) -> ActorMention | None:
+    """A bare country code followed closely by a more specific actor of that country (a
+    person, a body) stands for that actor: the more specific code wins."""
+    if actor is None or len(actor.code) != 3 or actor.start < 0:
+        return actor
+    for other in involved:
+        if (
+            other.country == actor.country
+            and len(other.code) > 3
+            and not other.is_adjective
+            and 0 <= other.start - actor.end <= APPOSITION_REACH
+        ):
+            return other
+    return actor
 
 
 def _after_speech(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:

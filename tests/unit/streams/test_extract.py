@@ -446,3 +446,22 @@ def test_ordering_a_signing_is_an_intent_not_the_signing(lang: str, text: str) -
     got = events(text, lang)
     assert [(m.cameo_root, m.date) for m in got] == [("03", "2024-06-18")]
     assert got[0].source_actor == "RUSGOV"
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "source"),
+    [
+        ("fr", "Le président russe Vladimir Poutine a rencontré mardi le dirigeant nord-coréen "
+               "Kim Jong-un à Moscou.", "RUSGOV"),
+        ("de", "Der russische Präsident Wladimir Putin hat am Dienstag den nordkoreanischen "
+               "Machthaber Kim Jong Un in Moskau getroffen.", "RUSGOV"),
+        ("pl", "Prezydent Rosji Władimir Putin spotkał się we wtorek w Moskwie z przywódcą "
+               "Korei Północnej Kim Dzong Unem.", "RUSGOV"),
+        ("uk", "Міністр оборони Росії Андрій Білоусов у вівторок прибув до Пхеньяна.", "RUSMIL"),
+    ],
+)
+def test_a_country_in_apposition_yields_to_the_named_actor(
+    lang: str, text: str, source: str
+) -> None:
+    got = events(text, lang)
+    assert [m.source_actor for m in got] == [source]
