@@ -72,11 +72,33 @@ def _explain(got: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]]) ->
     return "\n".join(lines[:40])
 
 
+def _where_are_the_mentions(bootstrap: str, settings: Settings,
+                            got: dict[str, dict[str, Any]],
+                            want: dict[str, dict[str, Any]]) -> str:
+    """For mentions the topic's timeline lacks: are they on events.mentions at all?"""
+    have = {str(m["mention_id"]) for e in got.values() for m in e["mentions"]}
+    lacking = {str(m["mention_id"]): str(m["article_id"])
+               for e in want.values() for m in e["mentions"]}
+    lacking = {k: v for k, v in lacking.items() if k not in have}
+    if not lacking:
+        return ""
+    on_topic = {r.key.decode() for r in read_topic(bootstrap, settings.topic_name(
+        "events.mentions"), timeout_s=60) if r.key}
+    unique = {r.key.decode() for r in read_topic(bootstrap, settings.topic_name(
+        "articles.unique"), timeout_s=60) if r.key}
+    dups = {r.key.decode() for r in read_topic(bootstrap, settings.topic_name(
+        "articles.duplicates"), timeout_s=60) if r.key}
+    return "\nlacking mentions: " + ", ".join(
+        f"{mid} (article {aid}: on mentions topic {mid in on_topic}, unique {aid in unique}, "
+        f"duplicate {aid in dups})" for mid, aid in sorted(lacking.items()))
+
+
 def _assert_same_timeline(got: list[TimelineEntry], expected: dict[str, dict[str, object]],
-                          workers: list[Path] | None = None) -> None:
+                          workers: list[Path] | None = None,
+                          where: tuple[str, Settings] | None = None) -> None:
     dump = _timeline_dump(got)
     if dump != expected:
-        logs = ""
+        logs = _where_are_the_mentions(where[0], where[1], dump, expected) if where else ""
         for path in workers or []:
             tail = [line for line in path.read_text(errors="replace").splitlines()
                     if "reconcil" in line or "rebuilt" in line or "error" in line.lower()]
@@ -145,7 +167,8 @@ def test_kill_9_of_the_worker_mid_run_loses_and_duplicates_nothing(
                                    name="w0").start())
 
     got = _run(kafka_bootstrap, settings, stream, tmp_path, crash_and_restart)
-    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")))
+    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")),
+                          (kafka_bootstrap, settings))
 
 
 def test_two_workers_one_killed_mid_run(kafka_bootstrap, namespace, tmp_path, stream, expected):
@@ -156,7 +179,8 @@ def test_two_workers_one_killed_mid_run(kafka_bootstrap, namespace, tmp_path, st
         procs[1].kill()
 
     got = _run(kafka_bootstrap, settings, stream, tmp_path, kill_one, workers=2)
-    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")))
+    _assert_same_timeline(got, expected, sorted(tmp_path.glob("*.log")),
+                          (kafka_bootstrap, settings))
 
 
 def test_broker_restart_mid_run(namespace, tmp_path, stream, expected):
