@@ -448,6 +448,9 @@ class _ArticleState:
     previous_speaker: ActorMention | None = None
     previous_paragraph: int = -1
     context_date: ResolvedDate | None = None
+    #: Without a publication date: the date an attribution sentence gives the report ("Об
+    #: этом 19 июня сообщает Интерфакс", "This was reported on June 19"), for undated events.
+    report_exprs: list[DateExpression] = field(default_factory=list)
 
 
 def recognize_actors(
@@ -635,6 +638,8 @@ def extract_events(article: CleanArticle) -> list[EventMention]:
     anchor, anchor_source = _publication_anchor(article, lang)
     sentences = _article_sentences(article, lang)
     state = _ArticleState()
+    if anchor is None:
+        state.report_exprs = _attribution_report_dates(sentences, lang)
     candidates: list[_Candidate] = []
     for sentence in sentences:
         candidates.extend(_sentence_events(sentence, lang, anchor, anchor_source, gaz, state))
@@ -729,6 +734,36 @@ def _publication_anchor(article: CleanArticle, lang: str) -> tuple[date | None, 
     return None, "none"
 
 
+#: How many leading sentences may hold the attribution that dates an undated article.
+ATTRIBUTION_SENTENCES = 6
+
+
+def _report_expressions(text: str, analysis: _SentenceAnalysis, lang: str) -> list[DateExpression]:
+    """Date expressions of a sentence that date its report: next to a speech verb, or a
+    dateline's."""
+    speech_spans = [(s, e) for s, e, _, _ in analysis.cues["speech"]]
+    return [x for x in find_date_expressions(text, lang) if _dates_report(x, text, speech_spans)]
+
+
+def _dates_report(x: DateExpression, text: str, speech_spans: Sequence[tuple[int, int]]) -> bool:
+    return any(abs(x.start - e) <= 4 or abs(s - x.end) <= 4 for s, e in speech_spans) or (
+        _DATELINE_RE.match(text[x.end : x.end + 12]) is not None and x.start < 80
+    )
+
+
+def _attribution_report_dates(sentences: Sequence[Sentence], lang: str) -> list[DateExpression]:
+    """In an article without a publication date, the report date an attribution sentence of
+    its lead states: a sentence with a dated speech verb and no event of its own."""
+    for sentence in sentences[:ATTRIBUTION_SENTENCES]:
+        analysis = _analyse(sentence.text, lang)
+        if not analysis.cues["speech"] or match_triggers(sentence.text, lang, analysis.tokens):
+            continue
+        found = _report_expressions(sentence.text, analysis, lang)
+        if found:
+            return found[:1]
+    return []
+
+
 def _sentence_events(
     sentence: Sentence,
     lang: str,
@@ -756,12 +791,7 @@ def _sentence_events(
     # Date expressions of the sentence; those next to a speech verb date the report.
     expressions = find_date_expressions(text, lang)
     speech_spans = [(s, e) for s, e, _, _ in analysis.cues["speech"]]
-    report_exprs = [
-        x
-        for x in expressions
-        if any(abs(x.start - e) <= 4 or abs(s - x.end) <= 4 for s, e in speech_spans)
-        or (_DATELINE_RE.match(text[x.end : x.end + 12]) is not None and x.start < 80)
-    ]
+    report_exprs = [x for x in expressions if _dates_report(x, text, speech_spans)]
     own_exprs = [x for x in expressions if x not in report_exprs]
     speaker = _find_speaker(text, analysis, actors, state)
     candidates: list[_Candidate] = []
@@ -1097,6 +1127,12 @@ def _fallback_date(
     if pronoun_start and not new_paragraph and state.context_date is not None:
         ctx = state.context_date
         return ResolvedDate(ctx.date, ctx.precision, "narrative", ctx.partial)
+    if anchor is None and not future:
+        for expr in state.report_exprs:
+            resolved = _resolve(expr, None, True, None)
+            if resolved is not None:
+                return ResolvedDate(resolved.date, resolved.precision, "report_date:attribution",
+                                    resolved.partial)
     if anchor is None:
         return None
     return ResolvedDate(anchor.isoformat(), "day", "published")

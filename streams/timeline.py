@@ -17,11 +17,14 @@ USAGOV→PRK is ``PRK-USA``. Within a bucket two mentions are *compatible*
   "on Monday" shift reports of one action by a day between outlets, while consecutive days with
   different actions are usually a sequence: arrival 042, talks 046, signing 057);
 * they are not two different codes from one wire story (``wire_id``: reposts share it): a story
-  that itself reports two actions of one family on one day reports two events.
+  that itself reports two actions of one family on one day reports two events — and so they stay
+  two events when other stories report them too (below).
 
 Clustering is a pure function of the bucket's set of mentions, so it cannot depend on arrival order:
 
-1. day-precision mentions form the connected components of the compatibility graph;
+1. day-precision mentions of one day group by code; once two stories report the day, the code
+   groups merge, in sorted code order, except codes some story reports side by side; then
+   groups of consecutive days with the same code from different stories join;
 2. a month-precision mention joins the day cluster it is compatible with if exactly one exists
    (narrowed first to clusters with a mention of its very CAMEO code); otherwise it stays with the
    other unattached month mentions of that month (grouped by compatibility);
@@ -30,7 +33,7 @@ Clustering is a pure function of the bucket's set of mentions, so it cannot depe
 So coarse dates merge with finer ones (``2024-06`` with ``2024-06-19``) without bridging distinct
 events: a vague "in June" report compatible with two June meetings stays apart. Known limits: the
 family, not the leaf, is the merge key, so one family's distinct same-day events in one dyad merge
-once two stories report that day (a single story keeps them apart); direction is ignored, so each
+once two stories report that day, unless one story reports them apart; direction is ignored, so each
 side's statement about one matter in one month merge; one-day links can chain.
 
 An entry's id is a hash of its anchor (the smallest mention id among its finest-precision members),
@@ -374,14 +377,31 @@ class _UnionFind:
 
 
 def _same_period_groups(keys: Sequence[_Key]) -> list[list[_Key]]:
-    """Components of compatibility among mentions with one date: all of them once two stories
-    report it (any two are linked directly or through a third story), else one group per code."""
-    if len({k.wire for k in keys}) >= 2:
-        return [list(keys)]
+    """Groups of the mentions with one date: one per code, and codes merged once two stories
+    report the date, except codes that one story reports side by side (two events for it).
+
+    Codes are placed in sorted order into the first group none of whose codes one story
+    reports with them, so the grouping is a function of the set.
+    """
     by_code: dict[str, list[_Key]] = defaultdict(list)
     for key in keys:
         by_code[key.code].append(key)
-    return list(by_code.values())
+    if len({k.wire for k in keys}) < 2 or len(by_code) == 1:
+        return list(by_code.values())
+    codes_of_wire: dict[str, set[str]] = defaultdict(set)
+    for key in keys:
+        codes_of_wire[key.wire].add(key.code)
+    apart = {
+        (a, b) for codes in codes_of_wire.values() for a in codes for b in codes if a != b
+    }
+    groups: list[list[str]] = []
+    for code in sorted(by_code):
+        home = next((g for g in groups if not any((code, c) in apart for c in g)), None)
+        if home is None:
+            groups.append([code])
+        else:
+            home.append(code)
+    return [[k for code in group for k in by_code[code]] for group in groups]
 
 
 # What a coarse mention needs to know about a cluster's members within one period: their codes,

@@ -238,14 +238,14 @@ def _corpus_report(corpus: Path) -> tuple[EvalReport, list[CleanArticle]]:
 
 def test_floor_on_the_seeds() -> None:
     report, _ = _corpus_report(SEEDS)
-    # 0.667 measured; arms supply follows the dev corpus convention (062), which the seeds'
-    # S12 codes 07 — see triggers.yaml
-    assert report.f1 >= 0.65, report.summary()
+    # 0.690 measured (naive merge; the timeline gives 0.733); arms supply follows the dev
+    # corpus convention (062), which the seeds' S12 codes 07 — see triggers.yaml
+    assert report.f1 >= 0.67, report.summary()
 
 
 def test_floor_on_the_dev_corpus() -> None:
     report, _ = _corpus_report(DEV)
-    assert report.f1 >= 0.82, report.summary()  # 0.849 measured
+    assert report.f1 >= 0.82, report.summary()  # 0.835 measured (naive merge)
     assert report.date_accuracy >= 0.9, report.summary()
     assert report.entries_per_gold <= 1.3, report.summary()
 
@@ -465,3 +465,16 @@ def test_a_country_in_apposition_yields_to_the_named_actor(
 ) -> None:
     got = events(text, lang)
     assert [m.source_actor for m in got] == [source]
+
+
+def test_an_undated_article_takes_the_report_date_of_its_attribution() -> None:
+    text = ("Russia and North Korea signed a partnership treaty in Pyongyang. "
+            "This was reported on June 19 by a state news agency.")
+    got = events(text, published=None)
+    assert [(m.cameo_code, m.date_anchor, m.date_source) for m in got] == [
+        ("057", "--06-19", "report_date:attribution")]
+    # an article with a publication date keeps it
+    dated = events(text)
+    assert [m.date_source for m in dated] != ["report_date:attribution"]
+    assert events("Russia and North Korea signed a partnership treaty in Pyongyang.",
+                  published=None) == []

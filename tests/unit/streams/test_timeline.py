@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from streams.errors import RejectedInput
 from streams.timeline import (
     TimelineChange,
     TimelineState,
+    actor_country,
     apply_duplicate,
     apply_mention,
     build_timeline,
@@ -492,18 +493,56 @@ def test_apply_mention_is_cheap() -> None:
     assert per_call < 0.02
 
 
+def _bucket(m: EventMention) -> tuple[str, tuple[str, ...]]:
+    return m.cameo_root, tuple(sorted((actor_country(m.source_actor),
+                                       actor_country(m.target_actor))))
+
+
+def period_groups(items: list[EventMention]) -> list[list[EventMention]]:
+    """Rule for mentions of one period, naively: per bucket and date, code groups merged once
+    two stories report it, unless a story reports both codes (sorted codes, first fitting)."""
+    groups: list[list[EventMention]] = []
+    for day, where in sorted({(m.date, _bucket(m)) for m in items}):
+        same = [m for m in items if m.date == day and _bucket(m) == where]
+        codes = sorted({m.cameo_code for m in same})
+        if len({m.wire_id for m in same}) < 2:
+            groups += [[m for m in same if m.cameo_code == c] for c in codes]
+            continue
+        apart = {(m.cameo_code, x.cameo_code) for m in same for x in same
+                 if m.wire_id == x.wire_id and m.cameo_code != x.cameo_code}
+        placed: list[list[str]] = []
+        for code in codes:
+            home = next((g for g in placed if not any((code, c) in apart for c in g)), None)
+            if home is None:
+                placed.append([code])
+            else:
+                home.append(code)
+        groups += [[m for m in same if m.cameo_code in g] for g in placed]
+    return groups
+
+
+def day_clusters(days: list[EventMention]) -> list[list[EventMention]]:
+    """Rule 1: same-day groups, then groups of consecutive days sharing a code from different
+    stories join (transitively)."""
+
+    def linked(a: list[EventMention], b: list[EventMention]) -> bool:
+        return any(
+            x.cameo_code == y.cameo_code and x.wire_id != y.wire_id and _bucket(x) == _bucket(y)
+            and abs((date.fromisoformat(x.date) - date.fromisoformat(y.date)).days) == 1
+            for x in a for y in b
+        )
+
+    merged: list[list[EventMention]] = []
+    for g in period_groups(days):
+        joined = [h for h in merged if linked(g, h)]
+        merged = [h for h in merged if h not in joined] + [g + [x for h in joined for x in h]]
+    return merged
+
+
 def reference_partition(mentions: list[EventMention]) -> set[frozenset[str]]:
-    """The documented clustering, naively, straight from merge_key_compatible (quadratic)."""
-
-    def components(items: list[EventMention]) -> list[list[EventMention]]:
-        groups: list[list[EventMention]] = []
-        for m in items:
-            linked = [g for g in groups if any(merge_key_compatible(m, x) for x in g)]
-            merged = [m] + [x for g in linked for x in g]
-            groups = [g for g in groups if g not in linked] + [merged]
-        return groups
-
-    clusters = components([m for m in mentions if m.date_precision == "day"])
+    """The documented clustering, naively (quadratic): day clusters, then coarse mentions
+    attached through merge_key_compatible where exactly one cluster fits."""
+    clusters = day_clusters([m for m in mentions if m.date_precision == "day"])
     for precision in ("month", "year"):
         unattached = []
         attach: list[tuple[list[EventMention], EventMention]] = []
@@ -517,7 +556,7 @@ def reference_partition(mentions: list[EventMention]) -> set[frozenset[str]]:
                 unattached.append(m)
         for cluster, m in attach:
             cluster.append(m)
-        clusters += components(unattached)
+        clusters += period_groups(unattached)
     return {frozenset(m.mention_id for m in c) for c in clusters}
 
 
@@ -665,3 +704,20 @@ def test_malformed_partial_dates_are_rejected() -> None:
     for bad in ("--13-01", "---32", "-W-8", "June"):
         with pytest.raises(RejectedInput):
             apply_mention(TimelineState.in_memory(), floating("f1", bad))
+
+
+def test_codes_one_story_reports_apart_stay_apart_when_others_report_them() -> None:
+    # story A tells a pledge (030) and a military-cooperation intent (0312) the same day;
+    # story B tells both too: two events of family 03, not one
+    state, _ = run(
+        mention("a1", cameo_code="030", cameo_root="03", wire_id="A", article_id="A"),
+        mention("a2", cameo_code="0312", cameo_root="03", wire_id="A", article_id="A"),
+        mention("b1", cameo_code="030", cameo_root="03", wire_id="B", article_id="B"),
+        mention("b2", cameo_code="0312", cameo_root="03", wire_id="B", article_id="B"),
+    )
+    assert sorted(sorted(m.mention_id for m in e.mentions) for e in state.timeline().values()) \
+        == [["a1", "b1"], ["a2", "b2"]]
+    # a generic and a specific code from different stories are still one event
+    state, _ = run(mention("g", cameo_code="040", cameo_root="04", wire_id="A", article_id="A"),
+                   mention("s", cameo_code="046", cameo_root="04", wire_id="B", article_id="B"))
+    assert len(state.timeline()) == 1
