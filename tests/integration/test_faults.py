@@ -88,7 +88,10 @@ def _where_are_the_mentions(bootstrap: str, settings: Settings,
         "articles.unique"), timeout_s=60) if r.key}
     dups = {r.key.decode() for r in read_topic(bootstrap, settings.topic_name(
         "articles.duplicates"), timeout_s=60) if r.key}
-    return "\nlacking mentions: " + ", ".join(
+    letters = [DeadLetter.model_validate_json(r.value) for r in read_topic(
+        bootstrap, settings.topic_name("deadletter"), timeout_s=60) if r.value]
+    return f"\ndead letters: {[(dl.stage, dl.reason[:300]) for dl in letters][:10]}" + (
+        "\nlacking mentions: ") + ", ".join(
         f"{mid} (article {aid}: on mentions topic {mid in on_topic}, unique {aid in unique}, "
         f"duplicate {aid in dups})" for mid, aid in sorted(lacking.items()))
 
