@@ -23,8 +23,11 @@ from schemas.topics import (
     TopicSpec,
 )
 
+from . import faust_fixes
 from .security import faust_broker_credentials
 from .settings import Settings, load_settings
+
+faust_fixes.install()  # table changelog writes must be flushed before offsets are committed
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
