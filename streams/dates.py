@@ -17,9 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from schemas.models import DatePrecision
+from streams.datafiles import load_yaml
 
 DATA_PATH = Path(__file__).parent / "data" / "dates.yaml"
 
@@ -85,7 +84,7 @@ def _alt(fragments: list[str]) -> str:
 @lru_cache(maxsize=1)
 def _load() -> dict[str, Any]:
     with DATA_PATH.open(encoding="utf-8") as handle:
-        loaded: dict[str, Any] = yaml.safe_load(handle)
+        loaded: dict[str, Any] = load_yaml(handle)
     return loaded
 
 

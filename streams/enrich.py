@@ -12,9 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from schemas.models import EventMention, Place
+from streams.datafiles import load_yaml
 from streams.gazetteer import SUBSTRING_LANGS, get_gazetteer, tokenize
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -25,7 +24,7 @@ TONE_PATH = DATA_DIR / "tone.yaml"
 @lru_cache(maxsize=1)
 def _goldstein_table() -> dict[str, float]:
     with GOLDSTEIN_PATH.open(encoding="utf-8") as handle:
-        raw: dict[Any, Any] = yaml.safe_load(handle)
+        raw: dict[Any, Any] = load_yaml(handle)
     return {str(k): float(v) for k, v in raw.items()}
 
 
@@ -51,7 +50,7 @@ class _ToneLexicon:
 @lru_cache(maxsize=1)
 def _tone_data() -> dict[str, Any]:
     with TONE_PATH.open(encoding="utf-8") as handle:
-        loaded: dict[str, Any] = yaml.safe_load(handle)
+        loaded: dict[str, Any] = load_yaml(handle)
     return loaded
 
 

@@ -39,9 +39,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from schemas.models import CleanArticle, EventMention, Place
+from streams.datafiles import load_yaml
 from streams.dates import (
     FLOATING_YEAR,
     DateExpression,
@@ -360,7 +359,7 @@ class _Lexicon:
 @lru_cache(maxsize=1)
 def _trigger_data() -> dict[str, Any]:
     with TRIGGERS_PATH.open(encoding="utf-8") as handle:
-        loaded: dict[str, Any] = yaml.safe_load(handle)
+        loaded: dict[str, Any] = load_yaml(handle)
     return loaded
 
 

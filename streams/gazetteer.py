@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from streams.datafiles import load_yaml
 
 DATA_DIR = Path(__file__).parent / "data"
 ACTORS_PATH = DATA_DIR / "actors.yaml"
@@ -435,7 +435,7 @@ def _display_name(item: dict[str, Any]) -> str:
 def get_gazetteer() -> Gazetteer:
     """The process-wide gazetteer (loaded once)."""
     with ACTORS_PATH.open(encoding="utf-8") as handle:
-        actors = yaml.safe_load(handle)
+        actors = load_yaml(handle)
     with PLACES_PATH.open(encoding="utf-8") as handle:
-        places = yaml.safe_load(handle)
+        places = load_yaml(handle)
     return Gazetteer(actors, places)

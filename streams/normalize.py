@@ -31,10 +31,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from schemas.models import CleanArticle, PublishedSource, RawArticle
 
+from .datafiles import load_yaml
 from .errors import RejectedInput
 
 __all__ = [
@@ -345,7 +344,7 @@ def _flatten(section: Any) -> list[str]:
 
 @cache
 def _boilerplate() -> _Boilerplate:
-    data = yaml.safe_load((DATA_DIR / "boilerplate.yaml").read_text(encoding="utf-8"))
+    data = load_yaml((DATA_DIR / "boilerplate.yaml").read_text(encoding="utf-8"))
     links = _phrase_alternation(_flatten(data.get("related")) + _flatten(data.get("promo")))
     credits = _phrase_alternation(_flatten(data.get("credits")))
     flags = re.IGNORECASE
@@ -760,7 +759,7 @@ class _LangData:
 
 @cache
 def _lang_data() -> _LangData:
-    data = yaml.safe_load((DATA_DIR / "normalize_languages.yaml").read_text(encoding="utf-8"))
+    data = load_yaml((DATA_DIR / "normalize_languages.yaml").read_text(encoding="utf-8"))
     return _LangData(
         expected=frozenset(data["expected"]),
         scripts={k: tuple(v) for k, v in data["scripts"].items()},
@@ -884,7 +883,7 @@ class _DateData:
 
 @cache
 def _date_data() -> _DateData:
-    data = yaml.safe_load((DATA_DIR / "normalize_dates.yaml").read_text(encoding="utf-8"))
+    data = load_yaml((DATA_DIR / "normalize_dates.yaml").read_text(encoding="utf-8"))
     months = {int(k): [str(f) for f in v] for k, v in data["months"].items()}
     every = sorted((f for frags in months.values() for f in frags), key=len, reverse=True)
     return _DateData(
