@@ -188,8 +188,11 @@ class _PatternSet:
     substring_values: dict[str, Any] = field(default_factory=dict)
     short_key_lengths: tuple[int, ...] = ()
     """Lengths of bucket keys shorter than _PREFIX_KEY (first words of 1-3 letters)."""
+    first_word: dict[str, tuple[_Pattern, ...]] = field(default_factory=dict)
+    """Cache: a lower-cased word -> the patterns whose first word it matches, in match order."""
 
     def add(self, pattern: str, value: Any, lang: str) -> None:
+        self.first_word.clear()
         if lang in SUBSTRING_LANGS:
             self.substring_values.setdefault(pattern.lower(), value)
             return
@@ -228,36 +231,45 @@ class _PatternSet:
                 out.append((m.start(), m.end(), tok, tok + 1, value))
         if not self.by_prefix:
             return out
-        # a pattern is filed under its first word's first _PREFIX_KEY letters (or the whole
-        # word when shorter), so only buckets keyed by a prefix of a word can match it
-        buckets = self.by_prefix
-        short_lengths = self.short_key_lengths
+        cache = self.first_word
         for i, word in enumerate(lowered):
-            candidates = buckets.get(word[:_PREFIX_KEY])
-            if candidates:
-                self._extend(out, candidates, lowered, tokens, i)
-            for k in short_lengths:
-                if k < len(word) or (k == len(word) and k < _PREFIX_KEY):
-                    candidates = buckets.get(word[:k])
-                    if candidates:
-                        self._extend(out, candidates, lowered, tokens, i)
+            candidates = cache.get(word)
+            if candidates is None:
+                candidates = self._first_word_patterns(word)
+            for pattern in candidates:
+                words = pattern.words
+                end = i + 1 if len(words) == 1 else _match_rest(words, lowered, i + 1)
+                if end is not None:
+                    out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
         return out
 
-    @staticmethod
-    def _extend(
-        out: list[tuple[int, int, int, int, Any]],
-        candidates: Sequence[_Pattern],
-        lowered: Sequence[str],
-        tokens: Sequence[Token],
-        i: int,
-    ) -> None:
-        for pattern in candidates:
-            end = _match_words(pattern.words, lowered, i)
-            if end is not None:
-                out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
+    def _first_word_patterns(self, word: str) -> tuple[_Pattern, ...]:
+        """The patterns whose first word ``word`` matches, in the order ``find`` tries them.
+
+        A pattern is filed under its first word's first _PREFIX_KEY letters (or the whole word
+        when shorter), so only buckets keyed by a prefix of a word can match it. Cached per
+        word (words repeat: a few thousand distinct ones make most of a language's text)."""
+        buckets = self.by_prefix
+        found: list[_Pattern] = []
+        keys = [word[:_PREFIX_KEY]]
+        keys += [
+            word[:k]
+            for k in self.short_key_lengths
+            if k < len(word) or (k == len(word) and k < _PREFIX_KEY)
+        ]
+        for key in keys:
+            for pattern in buckets.get(key) or ():
+                stem0, exact0, _ = pattern.words[0]
+                if _word_ok(word, stem0, exact0):
+                    found.append(pattern)
+        if len(self.first_word) >= _WORD_CACHE_SIZE:
+            self.first_word.clear()
+        self.first_word[word] = result = tuple(found)
+        return result
 
 
 _PREFIX_KEY = 4
+_WORD_CACHE_SIZE = 50_000
 
 
 def _token_at(tokens: Sequence[Token], char: int) -> int:
@@ -271,13 +283,10 @@ def _word_ok(word: str, stem: str, exact: bool) -> bool:
     return word == stem if exact else word.startswith(stem)
 
 
-def _match_words(
-    words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], i: int
+def _match_rest(
+    words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], pos: int
 ) -> int | None:
-    stem0, exact0, _ = words[0]
-    if not _word_ok(lowered[i], stem0, exact0):
-        return None
-    pos = i + 1
+    """Where a pattern whose first word matched just before ``pos`` ends (None: no match)."""
     for stem_, exact, gap in words[1:]:
         limit = pos + (5 if gap else 1)
         found = None
