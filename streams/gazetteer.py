@@ -246,6 +246,10 @@ class _Index:
     prefixes: set[str] = field(default_factory=set)
     substring_re: re.Pattern[str] | None = None
     substring_targets: dict[str, AliasTarget] = field(default_factory=dict)
+    #: Cache: a word (as written) -> the aliases it can start, in the order ``match`` tries them.
+    starts: dict[str, tuple[tuple[tuple[frozenset[str], ...], AliasTarget], ...]] = field(
+        default_factory=dict
+    )
 
 
 class Gazetteer:
@@ -364,22 +368,22 @@ class Gazetteer:
             return got
 
         matches: list[GazetteerMatch] = []
+        starts = index.starts
         i = 0
         while i < len(toks):
-            word = toks[i].text.lower()
-            if word[:2] not in index.prefixes and not _any_prefix(keys_at(i), index.prefixes):
+            candidates = starts.get(toks[i].text)
+            if candidates is None:
+                candidates = self._alias_starts(index, toks[i].text, lang)
+            if not candidates:
                 i += 1
                 continue
             best: tuple[int, AliasTarget] | None = None
-            # sorted, not set order: set order of strings changes with the process's hash
-            # seed, and ties of equal length keep the first candidate
-            for key in sorted(keys_at(i)):
-                for keysets, target in index.by_first.get(key, ()):
-                    n = len(keysets)
-                    if i + n > len(toks) or (best is not None and n <= best[0]):
-                        continue
-                    if all(keysets[j] & keys_at(i + j) for j in range(1, n)):
-                        best = (n, target)
+            for keysets, target in candidates:
+                n = len(keysets)
+                if i + n > len(toks) or (best is not None and n <= best[0]):
+                    continue
+                if all(keysets[j] & keys_at(i + j) for j in range(1, n)):
+                    best = (n, target)
             if best is None:
                 i += 1
                 continue
@@ -388,6 +392,23 @@ class Gazetteer:
             matches.append(GazetteerMatch(start, end, text[start:end], target, i, i + n))
             i += n
         return matches
+
+    @staticmethod
+    def _alias_starts(
+        index: _Index, word: str, lang: str
+    ) -> tuple[tuple[tuple[frozenset[str], ...], AliasTarget], ...]:
+        """The aliases whose first word ``word`` can be: those filed under its word keys."""
+        found: list[tuple[tuple[frozenset[str], ...], AliasTarget]] = []
+        keys = word_keys(word, lang)
+        if word.lower()[:2] in index.prefixes or _any_prefix(keys, index.prefixes):
+            # sorted, not set order: set order of strings changes with the process's hash
+            # seed, and ties of equal length keep the first candidate
+            for key in sorted(keys):
+                found.extend(index.by_first.get(key, ()))
+        if len(index.starts) >= _STARTS_CACHE_SIZE:
+            index.starts.clear()
+        index.starts[word] = result = tuple(found)
+        return result
 
     def _match_substrings(self, text: str, index: _Index) -> list[GazetteerMatch]:
         if index.substring_re is None:
@@ -402,6 +423,9 @@ class Gazetteer:
     def country_of(self, code: str) -> str:
         """An actor code's country: its first three letters (NATO and UNO stay whole)."""
         return code if code in ("NATO", "UNO") else code[:3]
+
+
+_STARTS_CACHE_SIZE = 100_000
 
 
 def _any_prefix(keys: frozenset[str], prefixes: set[str]) -> bool:
