@@ -761,8 +761,9 @@ def _sentence_events(
         or (lang in SUBSTRING_LANGS and bool(analysis.cues["pronoun"]))
         or bool(analysis.cues["dyad_reference"])
     )
-    # Date expressions of the sentence; those next to a speech verb date the report.
-    expressions = find_date_expressions(text, lang)
+    # Date expressions of the sentence; those next to a speech verb date the report. They only
+    # date triggers: a sentence without one yields no candidate and leaves no date behind.
+    expressions = find_date_expressions(text, lang) if triggers else []
     speech_spans = [(s, e) for s, e, _, _ in analysis.cues["speech"]]
     report_exprs = [
         x
