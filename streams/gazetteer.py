@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from streams.datafiles import load_yaml
 
@@ -101,9 +101,8 @@ _SUFFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    """A word of a text with its character offsets."""
+class Token(NamedTuple):
+    """A word of a text with its character offsets (a named tuple: texts have many)."""
 
     text: str
     start: int
@@ -112,12 +111,17 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Words (``\\w+``) with offsets; hyphens and apostrophes separate words."""
-    return [
-        Token(m.group(0), m.start(), m.end())
-        for m in _WORD_RE.finditer(text)
+    tokens: list[Token] = []
+    append = tokens.append
+    new = tuple.__new__  # Token(...) without the Python-level __new__ of a NamedTuple
+    for m in _WORD_RE.finditer(text):
+        word = m.group(0)
+        start, end = m.span()
         # the possessive "'s" is no word ("North's Korean" must not read "S. Korean")
-        if not (m.group(0) in ("s", "S") and m.start() > 0 and text[m.start() - 1] in "'’")
-    ]
+        if (word == "s" or word == "S") and start > 0 and text[start - 1] in "'’":
+            continue
+        append(new(Token, (word, start, end)))
+    return tokens
 
 
 @lru_cache(maxsize=4)
@@ -382,7 +386,7 @@ class Gazetteer:
                 n = len(keysets)
                 if i + n > len(toks) or (best is not None and n <= best[0]):
                     continue
-                if all(keysets[j] & keys_at(i + j) for j in range(1, n)):
+                if all(not keysets[j].isdisjoint(keys_at(i + j)) for j in range(1, n)):
                     best = (n, target)
             if best is None:
                 i += 1
