@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -413,11 +413,16 @@ def _stative_codes() -> tuple[str, ...]:
 
 
 def match_triggers(
-    text: str, lang: str, tokens: Sequence[Token] | None = None
+    text: str,
+    lang: str,
+    tokens: Sequence[Token] | None = None,
+    lowered: Sequence[str] | None = None,
 ) -> list[TriggerMatch]:
-    """Event triggers of a sentence; overlapping matches keep the longest."""
+    """Event triggers of a sentence; overlapping matches keep the longest. ``lowered``: the
+    tokens' lower-cased texts, when the caller has them."""
     toks = list(tokens) if tokens is not None else tokenize(text)
-    lowered = [t.text.lower() for t in toks]
+    if lowered is None or tokens is None:
+        lowered = [t.text.lower() for t in toks]
     raw = _lexicon(lang).triggers.find(text, lowered, toks)
     raw.sort(key=lambda m: (-(m[1] - m[0]), m[0]))
     chosen: list[TriggerMatch] = []
@@ -480,15 +485,18 @@ def _actors_from_matches(
     gaz: Gazetteer,
     when: date | None,
     state: _ArticleState,
+    cue_tokens: Mapping[str, set[int]] | None = None,
 ) -> tuple[list[ActorMention], list[PlaceEntry]]:
-    lex = _lexicon(lang)
-    lowered = [t.text.lower() for t in toks]
-    cue_tokens = {
-        name: {t for _s, _e, ts, te in spans for t in range(ts, te)}
-        for name, spans in lex.cue_spans(
-            ("locative", "military_noun", "government_noun"), sentence, lowered, toks
-        ).items()
-    }
+    """``cue_tokens``: the tokens of the sentence's cues by cue name when the caller has them
+    (at least locative, military_noun and government_noun); found here otherwise."""
+    if cue_tokens is None:
+        lowered = [t.text.lower() for t in toks]
+        cue_tokens = {
+            name: {t for _s, _e, ts, te in spans for t in range(ts, te)}
+            for name, spans in _lexicon(lang).cue_spans(
+                ("locative", "military_noun", "government_noun"), sentence, lowered, toks
+            ).items()
+        }
     actors: list[ActorMention] = []
     places: list[PlaceEntry] = []
     for m in matches:
@@ -748,14 +756,14 @@ def _sentence_events(
     text = sentence.text
     analysis = _analyse(text, lang)
     toks = analysis.tokens
-    matches = gaz.match(text, lang, toks)
-    actors, places = _actors_from_matches(text, lang, toks, matches, gaz, anchor, state)
-    triggers = match_triggers(text, lang, toks)
-    new_paragraph = sentence.paragraph != state.previous_paragraph
     cue_tok = {
         name: {t for _, _, ts, te in spans for t in range(ts, te)}
         for name, spans in analysis.cues.items()
     }
+    matches = gaz.match(text, lang, toks)
+    actors, places = _actors_from_matches(text, lang, toks, matches, gaz, anchor, state, cue_tok)
+    triggers = match_triggers(text, lang, toks, analysis.lowered)
+    new_paragraph = sentence.paragraph != state.previous_paragraph
     pronoun_start = (
         any(t <= 2 for t in cue_tok["pronoun"])
         or (lang in SUBSTRING_LANGS and bool(analysis.cues["pronoun"]))
