@@ -101,7 +101,7 @@ def normalize(raw: RawArticle, *, max_chars: int = DEFAULT_MAX_CHARS) -> CleanAr
     else:
         body = text
 
-    cleaned = clean_text(body, lang_hint=hint)
+    cleaned = _clean_text_cached(body, hint)
     if not _HAS_LETTER.search(cleaned):
         raise RejectedInput("no_text", "no letters left after cleaning")
 
@@ -125,6 +125,12 @@ def normalize(raw: RawArticle, *, max_chars: int = DEFAULT_MAX_CHARS) -> CleanAr
         content_hash=content_hash(cleaned),
         ingested_at=raw.ingested_at,
     )
+
+
+@lru_cache(maxsize=256)
+def _clean_text_cached(body: str, hint: str | None) -> str:
+    """``clean_text``, cached: exact reposts (the same body under another outlet) are common."""
+    return clean_text(body, lang_hint=hint)
 
 
 def _metadata_precision(
@@ -827,8 +833,13 @@ def detect_language(text: str, hint: str | None = None) -> str:
     Any other script is identified among all of py3langid's languages. Returns the hint, else
     "und", when the text has no letters.
     """
-    hint = _norm_lang(hint)
-    sample = text[:_LANG_SAMPLE]
+    return _detect_sample(text[:_LANG_SAMPLE], _norm_lang(hint))
+
+
+@lru_cache(maxsize=1_024)
+def _detect_sample(sample: str, hint: str | None) -> str:
+    """``detect_language`` of the first _LANG_SAMPLE characters: cached, as reposts and
+    syndicated copies of a story begin alike."""
     letters = _count(_LETTER_RUNS, sample)
     if letters == 0:
         return hint or "und"
