@@ -872,25 +872,27 @@ def _resolve_article(
             str(doc.get("wire_id") or doc["article_id"]), str(doc["article_id"]), parsed[1],
             set(_place_names(doc)), bound, lookup(slot),
         ))  # fmt: skip
-    for tier in (1, 2):
-        support: dict[str, set[str]] = defaultdict(set)
-        best: dict[tuple[str, str], tuple[str, str]] = {}
-        for mid, root, wire, article, month, places, bound, rows in probes:
-            for row in rows:
-                a_mid, a_date, a_root, a_wire, a_article, a_places = row[:6]
-                if a_wire == wire or a_article == article or a_date > bound:
-                    continue
-                if tier == 1 and a_root != root:
-                    continue
-                if month is not None and int(a_date[5:7]) != month:
-                    continue
-                if places and a_places and not places & set(a_places):
-                    continue
-                ym = a_date[:7]
-                support[ym].add(mid)
-                cand = (a_date, a_mid)
+    # one pass over the rows collects both tiers: tier 1 (same CAMEO root) decides when it
+    # finds support, tier 2 (any root) otherwise
+    supports: tuple[dict[str, set[str]], dict[str, set[str]]] = (defaultdict(set), defaultdict(set))
+    bests: tuple[dict[tuple[str, str], tuple[str, str]], ...] = ({}, {})
+    for mid, root, wire, article, month, places, bound, rows in probes:
+        for row in rows:
+            a_mid, a_date, a_root, a_wire, a_article, a_places = row[:6]
+            if a_wire == wire or a_article == article or a_date > bound:
+                continue
+            if month is not None and int(a_date[5:7]) != month:
+                continue
+            if places and a_places and not places & set(a_places):
+                continue
+            ym = a_date[:7]
+            cand = (a_date, a_mid)
+            for tier in (0, 1) if a_root == root else (1,):
+                supports[tier][ym].add(mid)
+                best = bests[tier]
                 if (ym, mid) not in best or cand < best[(ym, mid)]:
                     best[(ym, mid)] = cand
+    for support, best in zip(supports, bests, strict=True):
         if not support:
             continue
         top = max(len(v) for v in support.values())
