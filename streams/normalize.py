@@ -969,6 +969,8 @@ def _month_number(word: str) -> int | None:
 
 def _find_dates(text: str, lang: str | None, reference: datetime | None) -> list[_DateHit]:
     hits: list[_DateHit] = []
+    if not _ANY_DIGIT.search(text):
+        return hits  # every date pattern needs a digit (a day or a year)
     for kind, pattern in _date_patterns():
         for m in pattern.finditer(text):
             hit = _hit_from_match(kind, m, text, lang, reference)
