@@ -386,8 +386,12 @@ class Gazetteer:
                 n = len(keysets)
                 if i + n > len(toks) or (best is not None and n <= best[0]):
                     continue
-                if all(not keysets[j].isdisjoint(keys_at(i + j)) for j in range(1, n)):
-                    best = (n, target)
+                if n > 1 and (
+                    keysets[1].isdisjoint(keys_at(i + 1))  # most candidates fail here
+                    or any(keysets[j].isdisjoint(keys_at(i + j)) for j in range(2, n))
+                ):
+                    continue
+                best = (n, target)
             if best is None:
                 i += 1
                 continue
