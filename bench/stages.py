@@ -74,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-articles", type=int, default=5000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result: dict[str, object] = {"stages": stage_costs(args.repeat)}
+    stages = stage_costs(args.repeat)
+    result: dict[str, object] = {"stages": stages}
     print("[bench.stages] measuring dedupe state memory", file=sys.stderr)
     result["dedupe_state_mb_per_100k"] = dedupe_memory_per_100k(args.memory_articles)
-    for name, figures in result["stages"].items():  # type: ignore[union-attr]
+    for name, figures in stages.items():
         print(f"{name:<16} median {figures['median_ms']:7.2f} ms   p95 {figures['p95_ms']:7.2f} ms")
     print(f"dedupe state per 100k articles: {result['dedupe_state_mb_per_100k']:.0f} MB")
     if args.json:

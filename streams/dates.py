@@ -17,9 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from schemas.models import DatePrecision
+from streams.datafiles import load_yaml
 
 DATA_PATH = Path(__file__).parent / "data" / "dates.yaml"
 
@@ -76,6 +75,10 @@ class _LangPatterns:
     relative_lookup: tuple[tuple[re.Pattern[str], str], ...]
     season_lookup: tuple[tuple[re.Pattern[str], str], ...]
     season_last: re.Pattern[str] | None
+    #: Every relative / season phrase in one alternation: a sentence it does not match at all
+    #: skips the per-phrase passes (which find the same matches one phrase at a time).
+    any_relative: re.Pattern[str] | None = None
+    any_season: re.Pattern[str] | None = None
 
 
 def _alt(fragments: list[str]) -> str:
@@ -85,7 +88,7 @@ def _alt(fragments: list[str]) -> str:
 @lru_cache(maxsize=1)
 def _load() -> dict[str, Any]:
     with DATA_PATH.open(encoding="utf-8") as handle:
-        loaded: dict[str, Any] = yaml.safe_load(handle)
+        loaded: dict[str, Any] = load_yaml(handle)
     return loaded
 
 
@@ -195,7 +198,16 @@ def _patterns(lang: str) -> _LangPatterns:
         relative_lookup=tuple(relative_lookup),
         season_lookup=tuple(season_lookup),
         season_last=season_last,
+        any_relative=_any_of([regex for regex, _ in relative_lookup], flags),
+        any_season=_any_of([regex for regex, _ in season_lookup], flags),
     )
+
+
+def _any_of(regexes: list[re.Pattern[str]], flags: int) -> re.Pattern[str] | None:
+    """One pattern matching wherever any of ``regexes`` (compiled with ``flags``) matches."""
+    if not regexes:
+        return None
+    return re.compile("|".join(f"(?:{regex.pattern})" for regex in regexes), flags)
 
 
 def _month_number(patterns: _LangPatterns, text: str) -> int | None:
@@ -213,6 +225,14 @@ def _valid(y: int | None, m: int | None, d: int | None) -> bool:
     return True
 
 
+_DIGIT = re.compile(r"\d")
+#: Kinds of ``_LangPatterns.regexes`` that cannot match a sentence without a digit.
+_DIGIT_KINDS = frozenset(
+    ("iso", "dmy", "mdy", "cjk_full", "cjk_last_year_month", "cjk_month_year", "cjk_day_month",
+     "cjk_month", "cjk_day", "range_day_month", "day_month", "month_day", "month_year", "year")
+)  # fmt: skip
+
+
 def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
     """All non-overlapping date expressions of a sentence, in text order (longest first wins)."""
     patterns = _patterns(lang)
@@ -227,7 +247,10 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
             taken.append((expr.start, expr.end))
             found.append(expr)
 
-    for regex, season in patterns.season_lookup:
+    seasons = patterns.season_lookup
+    if patterns.any_season is not None and patterns.any_season.search(sentence) is None:
+        seasons = ()
+    for regex, season in seasons:
         for match in regex.finditer(sentence):
             before = sentence[max(0, match.start() - 24) : match.start()]
             last = bool(patterns.season_last and patterns.season_last.search(before))
@@ -237,7 +260,10 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
             year = int(year_match.group(1)) if year_match else None
             end = match.end() + (year_match.end() if year_match else 0)
             add(DateExpression(match.start(), end, "season", season=season, last=last, year=year))
+    has_digit = _DIGIT.search(sentence) is not None
     for kind, regex in patterns.regexes:
+        if not has_digit and kind in _DIGIT_KINDS:
+            continue
         for match in regex.finditer(sentence):
             start, end = match.span()
             if not free(start, end):
@@ -245,7 +271,10 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
             expr = _expression_from_match(kind, match, patterns)
             if expr is not None:
                 add(expr)
-    for regex, meaning in patterns.relative_lookup:
+    relatives = patterns.relative_lookup
+    if patterns.any_relative is not None and patterns.any_relative.search(sentence) is None:
+        relatives = ()
+    for regex, meaning in relatives:
         for match in regex.finditer(sentence):
             add(DateExpression(match.start(), match.end(), "relative", relative=meaning))
     found.sort(key=lambda e: e.start)

@@ -26,6 +26,7 @@ tests/unit/streams/test_dedupe.py.
 
 from __future__ import annotations
 
+import operator
 import re
 import zlib
 from collections.abc import Mapping, MutableMapping
@@ -159,18 +160,19 @@ def _signature_of(values: npt.NDArray[np.uint64], num_perm: int) -> list[int]:
 
 def lsh_band_keys(signature: list[int], rows_per_band: int = 2) -> list[str]:
     """One key per band of ``rows_per_band`` signature values: 'band:hex…'."""
-    keys = []
-    for band, start in enumerate(range(0, len(signature) - rows_per_band + 1, rows_per_band)):
-        rows = signature[start : start + rows_per_band]
-        keys.append(f"{band}:" + "".join(f"{v:08x}" for v in rows))
-    return keys
+    template = "{}:" + "{:08x}" * rows_per_band
+    return [
+        template.format(band, *signature[start : start + rows_per_band])
+        for band, start in enumerate(range(0, len(signature) - rows_per_band + 1, rows_per_band))
+    ]
 
 
 def estimated_similarity(left: list[int], right: list[int]) -> float:
     """Share of equal slots of two signatures of the same length (estimated Jaccard)."""
     if not left or len(left) != len(right):
         return 0.0
-    return sum(1 for x, y in zip(left, right, strict=True) if x == y) / len(left)
+    equal: int = sum(map(operator.eq, left, right))
+    return equal / len(left)
 
 
 # ============================================================================================

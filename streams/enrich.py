@@ -7,15 +7,15 @@ Everything comes from data files beside this module (``data/goldstein.yaml``,
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from schemas.models import EventMention, Place
-from streams.gazetteer import SUBSTRING_LANGS, get_gazetteer, tokenize
+from streams.datafiles import load_yaml
+from streams.gazetteer import SUBSTRING_LANGS, GazetteerMatch, Token, get_gazetteer, tokenize
 
 DATA_DIR = Path(__file__).parent / "data"
 GOLDSTEIN_PATH = DATA_DIR / "goldstein.yaml"
@@ -25,7 +25,7 @@ TONE_PATH = DATA_DIR / "tone.yaml"
 @lru_cache(maxsize=1)
 def _goldstein_table() -> dict[str, float]:
     with GOLDSTEIN_PATH.open(encoding="utf-8") as handle:
-        raw: dict[Any, Any] = yaml.safe_load(handle)
+        raw: dict[Any, Any] = load_yaml(handle)
     return {str(k): float(v) for k, v in raw.items()}
 
 
@@ -51,7 +51,7 @@ class _ToneLexicon:
 @lru_cache(maxsize=1)
 def _tone_data() -> dict[str, Any]:
     with TONE_PATH.open(encoding="utf-8") as handle:
-        loaded: dict[str, Any] = yaml.safe_load(handle)
+        loaded: dict[str, Any] = load_yaml(handle)
     return loaded
 
 
@@ -70,15 +70,16 @@ def _tone_lexicon(lang: str) -> _ToneLexicon:
     return _ToneLexicon(pos, neg, pos_exact, neg_exact)
 
 
-def tone(text: str, lang: str) -> float:
-    """Lexicon tone of a text, -10 (hostile) .. +10 (friendly)."""
+def tone(text: str, lang: str, tokens: Sequence[Token] | None = None) -> float:
+    """Lexicon tone of a text, -10 (hostile) .. +10 (friendly). ``tokens``: ``tokenize(text)``
+    when the caller has it."""
     lex = _tone_lexicon(lang)
     positive = negative = 0
     if lang in SUBSTRING_LANGS:
         positive = sum(text.count(s) for s in lex.positive)
         negative = sum(text.count(s) for s in lex.negative)
     else:
-        for tok in tokenize(text):
+        for tok in tokens if tokens is not None else tokenize(text):
             word = tok.text.lower()
             if word in lex.positive_exact or word.startswith(lex.positive):
                 positive += 1
@@ -91,11 +92,14 @@ def tone(text: str, lang: str) -> float:
 _SPACE_RE = re.compile(r"\s+")
 
 
-def places_in(text: str, lang: str) -> list[Place]:
-    """Gazetteer places named in a text, with coordinates (first mention order, unique)."""
+def places_in(
+    text: str, lang: str, matches: Sequence[GazetteerMatch] | None = None
+) -> list[Place]:
+    """Gazetteer places named in a text, with coordinates (first mention order, unique).
+    ``matches``: the gazetteer's matches in ``text`` when the caller has them."""
     gaz = get_gazetteer()
     out: dict[str, Place] = {}
-    for match in gaz.match(text, lang):
+    for match in matches if matches is not None else gaz.match(text, lang):
         if match.target.kind == "place" and match.target.ref not in out:
             entry = gaz.places[match.target.ref]
             out[entry.id] = Place(
@@ -104,11 +108,14 @@ def places_in(text: str, lang: str) -> list[Place]:
     return list(out.values())
 
 
-def entities_in(text: str, lang: str) -> list[str]:
-    """Names of the gazetteer actors a text mentions (English display names, unique)."""
+def entities_in(
+    text: str, lang: str, matches: Sequence[GazetteerMatch] | None = None
+) -> list[str]:
+    """Names of the gazetteer actors a text mentions (English display names, unique).
+    ``matches``: the gazetteer's matches in ``text`` when the caller has them."""
     gaz = get_gazetteer()
     names: list[str] = []
-    for match in gaz.match(text, lang):
+    for match in matches if matches is not None else gaz.match(text, lang):
         if match.target.kind == "actor":
             name = gaz.actors[match.target.ref].name
             if name not in names:
@@ -125,15 +132,20 @@ def enrich(mention: EventMention, sentence_context: str | None = None) -> EventM
     text = mention.quote if not sentence_context else f"{mention.quote} {sentence_context}"
     text = _SPACE_RE.sub(" ", text)
     lang = mention.lang
-    places = list(mention.places) or places_in(text, lang)
+    # one tokenization and one gazetteer pass serve tone, places and entities when the text
+    # is the quote itself (no context, no runs of spaces)
+    same = text == mention.quote and lang not in SUBSTRING_LANGS
+    tokens = tokenize(text) if same else None
+    matches = get_gazetteer().match(text, lang, tokens) if same else None
+    places = list(mention.places) or places_in(text, lang, matches)
     entities = list(mention.entities)
-    for name in entities_in(mention.quote, lang):
+    for name in entities_in(mention.quote, lang, matches):
         if name not in entities:
             entities.append(name)
     return mention.model_copy(
         update={
             "goldstein": goldstein(mention.cameo_code),
-            "tone": tone(text, lang),
+            "tone": tone(text, lang, tokens),
             "places": places,
             "entities": entities,
         }

@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from schemas.models import CleanArticle, EventMention, Place
+from streams.datafiles import load_yaml
 from streams.dates import (
     FLOATING_YEAR,
     DateExpression,
@@ -189,8 +188,11 @@ class _PatternSet:
     substring_values: dict[str, Any] = field(default_factory=dict)
     short_key_lengths: tuple[int, ...] = ()
     """Lengths of bucket keys shorter than _PREFIX_KEY (first words of 1-3 letters)."""
+    first_word: dict[str, tuple[_Pattern, ...]] = field(default_factory=dict)
+    """Cache: a lower-cased word -> the patterns whose first word it matches, in match order."""
 
     def add(self, pattern: str, value: Any, lang: str) -> None:
+        self.first_word.clear()
         if lang in SUBSTRING_LANGS:
             self.substring_values.setdefault(pattern.lower(), value)
             return
@@ -229,36 +231,45 @@ class _PatternSet:
                 out.append((m.start(), m.end(), tok, tok + 1, value))
         if not self.by_prefix:
             return out
-        # a pattern is filed under its first word's first _PREFIX_KEY letters (or the whole
-        # word when shorter), so only buckets keyed by a prefix of a word can match it
-        buckets = self.by_prefix
-        short_lengths = self.short_key_lengths
+        cache = self.first_word
         for i, word in enumerate(lowered):
-            candidates = buckets.get(word[:_PREFIX_KEY])
-            if candidates:
-                self._extend(out, candidates, lowered, tokens, i)
-            for k in short_lengths:
-                if k < len(word) or (k == len(word) and k < _PREFIX_KEY):
-                    candidates = buckets.get(word[:k])
-                    if candidates:
-                        self._extend(out, candidates, lowered, tokens, i)
+            candidates = cache.get(word)
+            if candidates is None:
+                candidates = self._first_word_patterns(word)
+            for pattern in candidates:
+                words = pattern.words
+                end = i + 1 if len(words) == 1 else _match_rest(words, lowered, i + 1)
+                if end is not None:
+                    out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
         return out
 
-    @staticmethod
-    def _extend(
-        out: list[tuple[int, int, int, int, Any]],
-        candidates: Sequence[_Pattern],
-        lowered: Sequence[str],
-        tokens: Sequence[Token],
-        i: int,
-    ) -> None:
-        for pattern in candidates:
-            end = _match_words(pattern.words, lowered, i)
-            if end is not None:
-                out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
+    def _first_word_patterns(self, word: str) -> tuple[_Pattern, ...]:
+        """The patterns whose first word ``word`` matches, in the order ``find`` tries them.
+
+        A pattern is filed under its first word's first _PREFIX_KEY letters (or the whole word
+        when shorter), so only buckets keyed by a prefix of a word can match it. Cached per
+        word (words repeat: a few thousand distinct ones make most of a language's text)."""
+        buckets = self.by_prefix
+        found: list[_Pattern] = []
+        keys = [word[:_PREFIX_KEY]]
+        keys += [
+            word[:k]
+            for k in self.short_key_lengths
+            if k < len(word) or (k == len(word) and k < _PREFIX_KEY)
+        ]
+        for key in keys:
+            for pattern in buckets.get(key) or ():
+                stem0, exact0, _ = pattern.words[0]
+                if _word_ok(word, stem0, exact0):
+                    found.append(pattern)
+        if len(self.first_word) >= _WORD_CACHE_SIZE:
+            self.first_word.clear()
+        self.first_word[word] = result = tuple(found)
+        return result
 
 
 _PREFIX_KEY = 4
+_WORD_CACHE_SIZE = 50_000
 
 
 def _token_at(tokens: Sequence[Token], char: int) -> int:
@@ -272,13 +283,10 @@ def _word_ok(word: str, stem: str, exact: bool) -> bool:
     return word == stem if exact else word.startswith(stem)
 
 
-def _match_words(
-    words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], i: int
+def _match_rest(
+    words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], pos: int
 ) -> int | None:
-    stem0, exact0, _ = words[0]
-    if not _word_ok(lowered[i], stem0, exact0):
-        return None
-    pos = i + 1
+    """Where a pattern whose first word matched just before ``pos`` ends (None: no match)."""
     for stem_, exact, gap in words[1:]:
         limit = pos + (5 if gap else 1)
         found = None
@@ -360,7 +368,7 @@ class _Lexicon:
 @lru_cache(maxsize=1)
 def _trigger_data() -> dict[str, Any]:
     with TRIGGERS_PATH.open(encoding="utf-8") as handle:
-        loaded: dict[str, Any] = yaml.safe_load(handle)
+        loaded: dict[str, Any] = load_yaml(handle)
     return loaded
 
 
@@ -405,11 +413,16 @@ def _stative_codes() -> tuple[str, ...]:
 
 
 def match_triggers(
-    text: str, lang: str, tokens: Sequence[Token] | None = None
+    text: str,
+    lang: str,
+    tokens: Sequence[Token] | None = None,
+    lowered: Sequence[str] | None = None,
 ) -> list[TriggerMatch]:
-    """Event triggers of a sentence; overlapping matches keep the longest."""
+    """Event triggers of a sentence; overlapping matches keep the longest. ``lowered``: the
+    tokens' lower-cased texts, when the caller has them."""
     toks = list(tokens) if tokens is not None else tokenize(text)
-    lowered = [t.text.lower() for t in toks]
+    if lowered is None or tokens is None:
+        lowered = [t.text.lower() for t in toks]
     raw = _lexicon(lang).triggers.find(text, lowered, toks)
     raw.sort(key=lambda m: (-(m[1] - m[0]), m[0]))
     chosen: list[TriggerMatch] = []
@@ -475,15 +488,18 @@ def _actors_from_matches(
     gaz: Gazetteer,
     when: date | None,
     state: _ArticleState,
+    cue_tokens: Mapping[str, set[int]] | None = None,
 ) -> tuple[list[ActorMention], list[PlaceEntry]]:
-    lex = _lexicon(lang)
-    lowered = [t.text.lower() for t in toks]
-    cue_tokens = {
-        name: {t for _s, _e, ts, te in spans for t in range(ts, te)}
-        for name, spans in lex.cue_spans(
-            ("locative", "military_noun", "government_noun"), sentence, lowered, toks
-        ).items()
-    }
+    """``cue_tokens``: the tokens of the sentence's cues by cue name when the caller has them
+    (at least locative, military_noun and government_noun); found here otherwise."""
+    if cue_tokens is None:
+        lowered = [t.text.lower() for t in toks]
+        cue_tokens = {
+            name: {t for _s, _e, ts, te in spans for t in range(ts, te)}
+            for name, spans in _lexicon(lang).cue_spans(
+                ("locative", "military_noun", "government_noun"), sentence, lowered, toks
+            ).items()
+        }
     actors: list[ActorMention] = []
     places: list[PlaceEntry] = []
     for m in matches:
@@ -775,21 +791,22 @@ def _sentence_events(
     text = sentence.text
     analysis = _analyse(text, lang)
     toks = analysis.tokens
-    matches = gaz.match(text, lang, toks)
-    actors, places = _actors_from_matches(text, lang, toks, matches, gaz, anchor, state)
-    triggers = match_triggers(text, lang, toks)
-    new_paragraph = sentence.paragraph != state.previous_paragraph
     cue_tok = {
         name: {t for _, _, ts, te in spans for t in range(ts, te)}
         for name, spans in analysis.cues.items()
     }
+    matches = gaz.match(text, lang, toks)
+    actors, places = _actors_from_matches(text, lang, toks, matches, gaz, anchor, state, cue_tok)
+    triggers = match_triggers(text, lang, toks, analysis.lowered)
+    new_paragraph = sentence.paragraph != state.previous_paragraph
     pronoun_start = (
         any(t <= 2 for t in cue_tok["pronoun"])
         or (lang in SUBSTRING_LANGS and bool(analysis.cues["pronoun"]))
         or bool(analysis.cues["dyad_reference"])
     )
-    # Date expressions of the sentence; those next to a speech verb date the report.
-    expressions = find_date_expressions(text, lang)
+    # Date expressions of the sentence; those next to a speech verb date the report. They only
+    # date triggers: a sentence without one yields no candidate and leaves no date behind.
+    expressions = find_date_expressions(text, lang) if triggers else []
     speech_spans = [(s, e) for s, e, _, _ in analysis.cues["speech"]]
     report_exprs = [x for x in expressions if _dates_report(x, text, speech_spans)]
     own_exprs = [x for x in expressions if x not in report_exprs]

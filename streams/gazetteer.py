@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-import yaml
+from streams.datafiles import load_yaml
 
 DATA_DIR = Path(__file__).parent / "data"
 ACTORS_PATH = DATA_DIR / "actors.yaml"
@@ -101,9 +101,8 @@ _SUFFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    """A word of a text with its character offsets."""
+class Token(NamedTuple):
+    """A word of a text with its character offsets (a named tuple: texts have many)."""
 
     text: str
     start: int
@@ -112,12 +111,17 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Words (``\\w+``) with offsets; hyphens and apostrophes separate words."""
-    return [
-        Token(m.group(0), m.start(), m.end())
-        for m in _WORD_RE.finditer(text)
+    tokens: list[Token] = []
+    append = tokens.append
+    new = tuple.__new__  # Token(...) without the Python-level __new__ of a NamedTuple
+    for m in _WORD_RE.finditer(text):
+        word = m.group(0)
+        start, end = m.span()
         # the possessive "'s" is no word ("North's Korean" must not read "S. Korean")
-        if not (m.group(0) in ("s", "S") and m.start() > 0 and text[m.start() - 1] in "'’")
-    ]
+        if (word == "s" or word == "S") and start > 0 and text[start - 1] in "'’":
+            continue
+        append(new(Token, (word, start, end)))
+    return tokens
 
 
 @lru_cache(maxsize=4)
@@ -246,6 +250,10 @@ class _Index:
     prefixes: set[str] = field(default_factory=set)
     substring_re: re.Pattern[str] | None = None
     substring_targets: dict[str, AliasTarget] = field(default_factory=dict)
+    #: Cache: a word (as written) -> the aliases it can start, in the order ``match`` tries them.
+    starts: dict[str, tuple[tuple[tuple[frozenset[str], ...], AliasTarget], ...]] = field(
+        default_factory=dict
+    )
 
 
 class Gazetteer:
@@ -364,22 +372,26 @@ class Gazetteer:
             return got
 
         matches: list[GazetteerMatch] = []
+        starts = index.starts
         i = 0
         while i < len(toks):
-            word = toks[i].text.lower()
-            if word[:2] not in index.prefixes and not _any_prefix(keys_at(i), index.prefixes):
+            candidates = starts.get(toks[i].text)
+            if candidates is None:
+                candidates = self._alias_starts(index, toks[i].text, lang)
+            if not candidates:
                 i += 1
                 continue
             best: tuple[int, AliasTarget] | None = None
-            # sorted, not set order: set order of strings changes with the process's hash
-            # seed, and ties of equal length keep the first candidate
-            for key in sorted(keys_at(i)):
-                for keysets, target in index.by_first.get(key, ()):
-                    n = len(keysets)
-                    if i + n > len(toks) or (best is not None and n <= best[0]):
-                        continue
-                    if all(keysets[j] & keys_at(i + j) for j in range(1, n)):
-                        best = (n, target)
+            for keysets, target in candidates:
+                n = len(keysets)
+                if i + n > len(toks) or (best is not None and n <= best[0]):
+                    continue
+                if n > 1 and (
+                    keysets[1].isdisjoint(keys_at(i + 1))  # most candidates fail here
+                    or any(keysets[j].isdisjoint(keys_at(i + j)) for j in range(2, n))
+                ):
+                    continue
+                best = (n, target)
             if best is None:
                 i += 1
                 continue
@@ -388,6 +400,23 @@ class Gazetteer:
             matches.append(GazetteerMatch(start, end, text[start:end], target, i, i + n))
             i += n
         return matches
+
+    @staticmethod
+    def _alias_starts(
+        index: _Index, word: str, lang: str
+    ) -> tuple[tuple[tuple[frozenset[str], ...], AliasTarget], ...]:
+        """The aliases whose first word ``word`` can be: those filed under its word keys."""
+        found: list[tuple[tuple[frozenset[str], ...], AliasTarget]] = []
+        keys = word_keys(word, lang)
+        if word.lower()[:2] in index.prefixes or _any_prefix(keys, index.prefixes):
+            # sorted, not set order: set order of strings changes with the process's hash
+            # seed, and ties of equal length keep the first candidate
+            for key in sorted(keys):
+                found.extend(index.by_first.get(key, ()))
+        if len(index.starts) >= _STARTS_CACHE_SIZE:
+            index.starts.clear()
+        index.starts[word] = result = tuple(found)
+        return result
 
     def _match_substrings(self, text: str, index: _Index) -> list[GazetteerMatch]:
         if index.substring_re is None:
@@ -402,6 +431,9 @@ class Gazetteer:
     def country_of(self, code: str) -> str:
         """An actor code's country: its first three letters (NATO and UNO stay whole)."""
         return code if code in ("NATO", "UNO") else code[:3]
+
+
+_STARTS_CACHE_SIZE = 100_000
 
 
 def _any_prefix(keys: frozenset[str], prefixes: set[str]) -> bool:
@@ -435,7 +467,7 @@ def _display_name(item: dict[str, Any]) -> str:
 def get_gazetteer() -> Gazetteer:
     """The process-wide gazetteer (loaded once)."""
     with ACTORS_PATH.open(encoding="utf-8") as handle:
-        actors = yaml.safe_load(handle)
+        actors = load_yaml(handle)
     with PLACES_PATH.open(encoding="utf-8") as handle:
-        places = yaml.safe_load(handle)
+        places = load_yaml(handle)
     return Gazetteer(actors, places)

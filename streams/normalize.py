@@ -31,10 +31,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from schemas.models import CleanArticle, PublishedSource, RawArticle
 
+from .datafiles import load_yaml
 from .errors import RejectedInput
 
 __all__ = [
@@ -102,7 +101,7 @@ def normalize(raw: RawArticle, *, max_chars: int = DEFAULT_MAX_CHARS) -> CleanAr
     else:
         body = text
 
-    cleaned = clean_text(body, lang_hint=hint)
+    cleaned = _clean_text_cached(body, hint)
     if not _HAS_LETTER.search(cleaned):
         raise RejectedInput("no_text", "no letters left after cleaning")
 
@@ -126,6 +125,12 @@ def normalize(raw: RawArticle, *, max_chars: int = DEFAULT_MAX_CHARS) -> CleanAr
         content_hash=content_hash(cleaned),
         ingested_at=raw.ingested_at,
     )
+
+
+@lru_cache(maxsize=256)
+def _clean_text_cached(body: str, hint: str | None) -> str:
+    """``clean_text``, cached: exact reposts (the same body under another outlet) are common."""
+    return clean_text(body, lang_hint=hint)
 
 
 def _metadata_precision(
@@ -345,7 +350,7 @@ def _flatten(section: Any) -> list[str]:
 
 @cache
 def _boilerplate() -> _Boilerplate:
-    data = yaml.safe_load((DATA_DIR / "boilerplate.yaml").read_text(encoding="utf-8"))
+    data = load_yaml((DATA_DIR / "boilerplate.yaml").read_text(encoding="utf-8"))
     links = _phrase_alternation(_flatten(data.get("related")) + _flatten(data.get("promo")))
     credits = _phrase_alternation(_flatten(data.get("credits")))
     flags = re.IGNORECASE
@@ -423,7 +428,7 @@ def _cut_code(text: str) -> str:
             return text
         start = match.start()
         window = text[start : start + _CODE_WINDOW]
-        if len(_CODE_CHARS.findall(window)) < _CODE_DENSITY * len(window):
+        if _count(_CODE_RUNS, window) < _CODE_DENSITY * len(window):
             pos = match.end()
             continue
         end = _code_region_end(text, start)
@@ -438,7 +443,7 @@ def _code_region_end(text: str, start: int) -> int:
         nxt = text.find("\n", nl + 1)
         line = text[nl + 1 : nxt if nxt != -1 else len(text)]
         stripped = line.strip()
-        if len(stripped) >= 40 and len(_CODE_CHARS.findall(stripped)) < _PROSE_DENSITY * len(
+        if len(stripped) >= 40 and _count(_CODE_RUNS, stripped) < _PROSE_DENSITY * len(
             stripped
         ):
             return nl
@@ -447,8 +452,8 @@ def _code_region_end(text: str, start: int) -> int:
 
 
 def _main_script(sample: str) -> str:
-    latin = len(_LATIN_LETTER.findall(sample))
-    other = len(_NON_LATIN_LETTER.findall(sample))
+    latin = _count(_LATIN_RUNS, sample)
+    other = _count(_NON_LATIN_RUNS, sample)
     if latin + other == 0:
         return "none"
     return "latin" if latin >= 0.5 * (latin + other) else "other"
@@ -674,10 +679,10 @@ def _is_junk_line(
     if _is_byline(line):
         return True
     if size <= 40:
-        letters = len(_HAS_LETTER.findall(line))
+        letters = _count(_LETTER_RUNS, line)
         if letters < 0.4 * (size - line.count(" ")) and not _is_dateline(line):
             return True  # widgets: '+ ↺ − 16 px'
-    if size >= 60 and len(_CODE_CHARS.findall(line)) >= _LINE_CODE_DENSITY * size:
+    if size >= 60 and _count(_CODE_RUNS, line) >= _LINE_CODE_DENSITY * size:
         return True  # code or markup without a known start marker
     return (
         main_script == "other"
@@ -740,6 +745,27 @@ def _cut_inline(line: str, rules: _Boilerplate) -> str:
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
 _HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf]")
+
+
+def _runs(char_class: re.Pattern[str]) -> re.Pattern[str]:
+    """Maximal runs of a one-character class: counting their lengths counts the characters
+    without a match object and a string per character."""
+    return re.compile(f"(?:{char_class.pattern})+", char_class.flags)
+
+
+def _count(runs: re.Pattern[str], text: str) -> int:
+    """How many characters of ``text`` the class of ``runs`` (see ``_runs``) matches."""
+    return sum(map(len, runs.findall(text)))
+
+
+_LETTER_RUNS = _runs(_HAS_LETTER)
+_CODE_RUNS = _runs(_CODE_CHARS)
+_LATIN_RUNS = _runs(_LATIN_LETTER)
+_NON_LATIN_RUNS = _runs(_NON_LATIN_LETTER)
+_CYR_RUNS = _runs(_CYR_LETTER)
+_HANGUL_RUNS = _runs(_HANGUL)
+_KANA_RUNS = _runs(_KANA)
+_HAN_RUNS = _runs(_HAN)
 _LANG_3_TO_2 = {
     "rus": "ru", "ukr": "uk", "bul": "bg", "eng": "en", "kor": "ko", "fra": "fr", "fre": "fr",
     "deu": "de", "ger": "de", "bel": "be", "srp": "sr", "mkd": "mk", "jpn": "ja", "zho": "zh",
@@ -760,7 +786,7 @@ class _LangData:
 
 @cache
 def _lang_data() -> _LangData:
-    data = yaml.safe_load((DATA_DIR / "normalize_languages.yaml").read_text(encoding="utf-8"))
+    data = load_yaml((DATA_DIR / "normalize_languages.yaml").read_text(encoding="utf-8"))
     return _LangData(
         expected=frozenset(data["expected"]),
         scripts={k: tuple(v) for k, v in data["scripts"].items()},
@@ -807,22 +833,28 @@ def detect_language(text: str, hint: str | None = None) -> str:
     Any other script is identified among all of py3langid's languages. Returns the hint, else
     "und", when the text has no letters.
     """
-    hint = _norm_lang(hint)
-    sample = text[:_LANG_SAMPLE]
-    letters = len(_HAS_LETTER.findall(sample))
+    return _detect_sample(text[:_LANG_SAMPLE], _norm_lang(hint))
+
+
+@lru_cache(maxsize=1_024)
+def _detect_sample(sample: str, hint: str | None) -> str:
+    """``detect_language`` of the first _LANG_SAMPLE characters: cached, as reposts and
+    syndicated copies of a story begin alike."""
+    letters = _count(_LETTER_RUNS, sample)
     if letters == 0:
         return hint or "und"
-    hangul = len(_HANGUL.findall(sample))
+    hangul = _count(_HANGUL_RUNS, sample)
     if hangul >= 0.3 * letters:
         return "ko"
-    kana = len(_KANA.findall(sample))
-    han = len(_HAN.findall(sample))
+    kana = _count(_KANA_RUNS, sample)
+    han = _count(_HAN_RUNS, sample)
     if kana >= 0.1 * letters or (han >= 0.5 * letters and kana >= 0.05 * han):
         return "ja"
     if han >= 0.5 * letters:
         return "zh"
-    cyr_letters = _CYR_LETTER.findall(sample)
-    lat_letters = _LATIN_LETTER.findall(sample)
+    # the letters of each script, in order, as one string
+    cyr_letters = "".join(_CYR_RUNS.findall(sample))
+    lat_letters = "".join(_LATIN_RUNS.findall(sample))
     data = _lang_data()
     ranked: list[tuple[str, float]] = _identifier().rank(sample)
     if len(cyr_letters) + len(lat_letters) < 0.5 * letters:
@@ -849,10 +881,10 @@ def detect_language(text: str, hint: str | None = None) -> str:
     return best
 
 
-def _alphabet_candidates(script: str, letters: list[str], data: _LangData) -> tuple[str, ...]:
+def _alphabet_candidates(script: str, letters: str, data: _LangData) -> tuple[str, ...]:
     candidates = data.scripts[script]
     alphabets = data.alphabets[script]
-    joined = "".join(letters).lower()
+    joined = letters.lower()
     distinct = set(joined)
     limit = data.tolerance[script] * len(letters)
     allowed = tuple(
@@ -884,7 +916,7 @@ class _DateData:
 
 @cache
 def _date_data() -> _DateData:
-    data = yaml.safe_load((DATA_DIR / "normalize_dates.yaml").read_text(encoding="utf-8"))
+    data = load_yaml((DATA_DIR / "normalize_dates.yaml").read_text(encoding="utf-8"))
     months = {int(k): [str(f) for f in v] for k, v in data["months"].items()}
     every = sorted((f for frags in months.values() for f in frags), key=len, reverse=True)
     return _DateData(
@@ -937,6 +969,8 @@ def _month_number(word: str) -> int | None:
 
 def _find_dates(text: str, lang: str | None, reference: datetime | None) -> list[_DateHit]:
     hits: list[_DateHit] = []
+    if not _ANY_DIGIT.search(text):
+        return hits  # every date pattern needs a digit (a day or a year)
     for kind, pattern in _date_patterns():
         for m in pattern.finditer(text):
             hit = _hit_from_match(kind, m, text, lang, reference)

@@ -246,6 +246,7 @@ class _Key:
         return cls(mid, day, prec, code, wire, ordinal)
 
 
+@lru_cache(maxsize=65_536)
 def _normalize_date(value: str, precision: str) -> tuple[str, int]:
     """Zero-pad ``value`` and cut it to the coarser of its declared and its written precision."""
     match = _DATE_RE.match(value or "")
@@ -553,6 +554,7 @@ def _cluster_bucket(keys: Iterable[_Key]) -> dict[str, list[str]]:
 # --------------------------------------------------------------------------- entry construction
 
 
+@lru_cache(maxsize=1_024)
 def _version_key(version: str) -> tuple[tuple[int, int, str], ...]:
     """Natural order of version strings ('1.10' > '1.9')."""
     return tuple(
@@ -614,6 +616,74 @@ def _period_end(day: str, prec: int) -> float:
     else:
         end = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1)
     return end.timestamp()
+
+
+# Entries are rebuilt whole whenever a member moves, so the same evidence and places are
+# validated again and again: both are immutable models, built once per distinct content.
+_MODEL_CACHE_SIZE = 16_384
+_EVIDENCE_CACHE: dict[tuple[Any, ...], MentionEvidence] = {}
+_PLACE_CACHE: dict[tuple[Any, ...], Place] = {}
+
+
+def _evidence(d: Mapping[str, Any], day: str, prec: int) -> MentionEvidence:
+    url, outlet = d.get("url"), d.get("outlet")
+    fields = (
+        str(d["mention_id"]),
+        str(d["article_id"]),
+        str(d.get("wire_id") or d["article_id"]),
+        url,
+        outlet,
+        str(d["lang"]),
+        str(d["quote"]),
+        day,
+        _PRECISIONS[prec],
+        str(d.get("date_source")) if _is_floating(d) else None,
+    )
+    cacheable = (url is None or type(url) is str) and (outlet is None or type(outlet) is str)
+    cached = _EVIDENCE_CACHE.get(fields) if cacheable else None
+    if cached is None:
+        cached = MentionEvidence(
+            mention_id=fields[0],
+            article_id=fields[1],
+            wire_id=fields[2],
+            url=url,
+            outlet=outlet,
+            lang=fields[5],
+            quote=fields[6],
+            date=day,
+            date_precision=fields[8],
+            date_source=fields[9],
+        )
+        if cacheable:
+            if len(_EVIDENCE_CACHE) >= _MODEL_CACHE_SIZE:
+                _EVIDENCE_CACHE.clear()
+            _EVIDENCE_CACHE[fields] = cached
+    return cached
+
+
+def _place(raw: Any) -> Place:
+    """``Place.model_validate(raw)``, cached for dicts of exactly typed values."""
+    key: tuple[Any, ...] | None = None
+    if type(raw) is dict and raw.keys() <= _PLACE_FIELDS:
+        name, lat, lon, country = (raw.get(f) for f in ("name", "lat", "lon", "country"))
+        if (
+            type(name) is str
+            and type(lat) is float
+            and type(lon) is float
+            and (country is None or type(country) is str)
+        ):
+            key = (name, lat, lon, country)
+    cached = _PLACE_CACHE.get(key) if key is not None else None
+    if cached is None:
+        cached = Place.model_validate(raw)
+        if key is not None:
+            if len(_PLACE_CACHE) >= _MODEL_CACHE_SIZE:
+                _PLACE_CACHE.clear()
+            _PLACE_CACHE[key] = cached
+    return cached
+
+
+_PLACE_FIELDS = frozenset(("name", "lat", "lon", "country"))
 
 
 def _build_entry(
@@ -682,7 +752,9 @@ def _build_entry(
         pair_wires[pair].add(str(d.get("wire_id") or d["article_id"]))
         pair_count[pair] += 1
         actors.update(pair)
-        actors.update(str(a).strip() for a in d.get("actors") or () if str(a).strip())
+        for a in d.get("actors") or ():
+            if name := str(a).strip():
+                actors.add(name)
     source, target = min(
         pair_wires,
         key=lambda p: (-len(pair_wires[p]), -pair_count[p], -len(p[0]) - len(p[1]), p),
@@ -703,25 +775,11 @@ def _build_entry(
     places: dict[tuple[Any, ...], Place] = {}
     for d in members:
         for raw in d.get("places") or ():
-            place = Place.model_validate(raw)
+            place = _place(raw)
             places[(place.name, place.lat, place.lon, place.country or "")] = place
 
     evidence = sorted(
-        (
-            MentionEvidence(
-                mention_id=str(d["mention_id"]),
-                article_id=str(d["article_id"]),
-                wire_id=str(d.get("wire_id") or d["article_id"]),
-                url=d.get("url"),
-                outlet=d.get("outlet"),
-                lang=str(d["lang"]),
-                quote=str(d["quote"]),
-                date=day,
-                date_precision=_PRECISIONS[prec],
-                date_source=str(d.get("date_source")) if _is_floating(d) else None,
-            )
-            for d, day, prec in dated
-        ),
+        (_evidence(d, day, prec) for d, day, prec in dated),
         key=lambda e: (e.date, e.outlet or "", e.article_id, e.mention_id),
     )
 
@@ -818,38 +876,43 @@ def _resolve_article(
     """The anchor of an undated article from its floating mentions; ``lookup(slot)`` gives the
     anchor rows of a ``dyad|DD`` slot. None when no unique year-month is found."""
     ordered = sorted(floating, key=lambda d: str(d["mention_id"]))
-    for tier in (1, 2):
-        support: dict[str, set[str]] = defaultdict(set)
-        best: dict[tuple[str, str], tuple[str, str]] = {}
-        for doc in ordered:
-            slot = _floating_slot(doc)
-            if slot is None:
+    # what each floating mention looks for, worked out once for both tiers
+    probes: list[tuple[str, str, str, str, int | None, set[str], str, list[Sequence[Any]]]] = []
+    for doc in ordered:
+        slot = _floating_slot(doc)
+        if slot is None:
+            continue
+        parsed = parse_partial(str(doc["date_anchor"]))
+        assert parsed is not None
+        bound = (
+            datetime.fromtimestamp(float(doc["ingested_at"]), UTC).date() + timedelta(days=1)
+        ).isoformat()
+        probes.append((
+            str(doc["mention_id"]), str(doc["cameo_root"]).strip(),
+            str(doc.get("wire_id") or doc["article_id"]), str(doc["article_id"]), parsed[1],
+            set(_place_names(doc)), bound, lookup(slot),
+        ))  # fmt: skip
+    # one pass over the rows collects both tiers: tier 1 (same CAMEO root) decides when it
+    # finds support, tier 2 (any root) otherwise
+    supports: tuple[dict[str, set[str]], dict[str, set[str]]] = (defaultdict(set), defaultdict(set))
+    bests: tuple[dict[tuple[str, str], tuple[str, str]], ...] = ({}, {})
+    for mid, root, wire, article, month, places, bound, rows in probes:
+        for row in rows:
+            a_mid, a_date, a_root, a_wire, a_article, a_places = row[:6]
+            if a_wire == wire or a_article == article or a_date > bound:
                 continue
-            parsed = parse_partial(str(doc["date_anchor"]))
-            assert parsed is not None
-            month = parsed[1]
-            mid, root = str(doc["mention_id"]), str(doc["cameo_root"]).strip()
-            wire = str(doc.get("wire_id") or doc["article_id"])
-            article = str(doc["article_id"])
-            places = set(_place_names(doc))
-            bound = (
-                datetime.fromtimestamp(float(doc["ingested_at"]), UTC).date() + timedelta(days=1)
-            ).isoformat()
-            for row in lookup(slot):
-                a_mid, a_date, a_root, a_wire, a_article, a_places = row[:6]
-                if a_wire == wire or a_article == article or a_date > bound:
-                    continue
-                if tier == 1 and a_root != root:
-                    continue
-                if month is not None and int(a_date[5:7]) != month:
-                    continue
-                if places and a_places and not places & set(a_places):
-                    continue
-                ym = a_date[:7]
-                support[ym].add(mid)
-                cand = (a_date, a_mid)
+            if month is not None and int(a_date[5:7]) != month:
+                continue
+            if places and a_places and not places & set(a_places):
+                continue
+            ym = a_date[:7]
+            cand = (a_date, a_mid)
+            for tier in (0, 1) if a_root == root else (1,):
+                supports[tier][ym].add(mid)
+                best = bests[tier]
                 if (ym, mid) not in best or cand < best[(ym, mid)]:
                     best[(ym, mid)] = cand
+    for support, best in zip(supports, bests, strict=True):
         if not support:
             continue
         top = max(len(v) for v in support.values())
