@@ -64,10 +64,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _bootstrap(settings: Settings) -> str:
-    return settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
-
-
 def cmd_ingest_feeds(args: argparse.Namespace) -> int:
     """Run the feed poller; 0 = every record acknowledged, 1 = some pending, 2 = bad input."""
     import yaml
@@ -89,7 +85,7 @@ def cmd_ingest_feeds(args: argparse.Namespace) -> int:
         state = Path(config.state)
     else:
         state = default_state_path(settings.data_dir, settings.namespace)
-    bootstrap = _bootstrap(settings)
+    bootstrap = settings.bootstrap
     ensure_topics(bootstrap, settings.namespace, settings.replication_factor)
     return run_feeds(
         config,
@@ -115,7 +111,7 @@ def cmd_ingest_dir(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         print(f"relwatch ingest dir: {args.path}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
-    bootstrap = _bootstrap(settings)
+    bootstrap = settings.bootstrap
     ensure_topics(bootstrap, settings.namespace, settings.replication_factor)
     summary = ingest_dir(
         args.path, bootstrap, topic=settings.topic_name(ARTICLES_RAW.name),

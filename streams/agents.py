@@ -74,10 +74,6 @@ _stream_clock = {"dedupe": 0.0}
 DEDUPE_CONFIG = dedupe.DedupeConfig(window_s=settings.dedupe_window_days * 86400)
 
 
-def _bootstrap() -> str:
-    return settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
-
-
 async def _fail(stage: str, event: Any, exc: BaseException) -> None:
     from .deadletter import failure_reason
 
@@ -218,7 +214,7 @@ async def _repair_after_assignment() -> None:
     _derived["index"], _derived["entries"] = dict(fresh.index), dict(fresh.entries)
     log.info("timeline_state_rebuilt", mentions=len(timeline_mentions),
              reposts=len(timeline_reposts), entries=len(fresh.entries))
-    bootstrap = _bootstrap()
+    bootstrap = settings.bootstrap
     topic = timeline_topic.get_topic_name()
     try:
         # bounded: a read that hangs must not hold the timeline lock (and the agents) forever
@@ -299,7 +295,7 @@ async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
 def _export_consumer_lag() -> int:
     """Set the lag gauge of every partition the group reads (all workers', not only ours)."""
     topics = [settings.topic_name(spec.name) for spec in WORKER_INPUT_TOPICS]
-    lag = consumer_lag(_bootstrap(), settings.group_id, topics)
+    lag = consumer_lag(settings.bootstrap, settings.group_id, topics)
     for (topic, partition), n in lag.items():
         CONSUMER_LAG.labels(group=settings.group_id, topic=topic, partition=str(partition)).set(n)
     return sum(lag.values())

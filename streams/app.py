@@ -38,8 +38,7 @@ def create_app(conf: Settings) -> faust.App:
     (conf.data_dir / conf.group_id).mkdir(parents=True, exist_ok=True)
     return faust.App(
         conf.group_id,
-        broker=[f"kafka://{server}" for server in (conf.bootstrap_servers or
-                                                   f"127.0.0.1:{conf.local_broker_port}").split(",")],
+        broker=[f"kafka://{server}" for server in conf.bootstrap.split(",")],
         store=conf.store,
         datadir=str(conf.data_dir / conf.group_id),
         autodiscover=False,

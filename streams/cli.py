@@ -23,10 +23,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _bootstrap_or_local(settings: Settings) -> str:
-    return settings.bootstrap_servers or f"127.0.0.1:{settings.local_broker_port}"
-
-
 def cmd_broker(args: argparse.Namespace) -> int:
     import time
 
@@ -63,7 +59,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     names = ensure_topics(
-        _bootstrap_or_local(settings), settings.namespace, settings.replication_factor,
+        settings.bootstrap, settings.namespace, settings.replication_factor,
         {"articles.raw": settings.raw_partitions, "articles.unique": settings.unique_partitions},
     )
     print("\n".join(names))
@@ -76,7 +72,7 @@ def cmd_ingest_jsonl(args: argparse.Namespace) -> int:
     from schemas.topics import ARTICLES_RAW
 
     settings = _settings(args)
-    bootstrap = _bootstrap_or_local(settings)
+    bootstrap = settings.bootstrap
     ensure_topics(bootstrap, settings.namespace, settings.replication_factor)
     summary = ingest_jsonl(
         args.path, bootstrap, topic=settings.topic_name(ARTICLES_RAW.name),
@@ -156,7 +152,7 @@ def cmd_timeline_export(args: argparse.Namespace) -> int:
     from .kafka_io import read_timeline
 
     settings = _settings(args)
-    entries = read_timeline(_bootstrap_or_local(settings),
+    entries = read_timeline(settings.bootstrap,
                             settings.topic_name(TIMELINE_ENTRIES.name))
     _write_entries(entries, args.out, args.format)
     return 0
@@ -170,7 +166,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     settings = _settings(args)
     names = {spec.name: settings.topic_name(spec.name)
              for spec in (ARTICLES_RAW, EVENTS_MENTIONS, TIMELINE_ENTRIES)}
-    plan = run_reprocess(_bootstrap_or_local(settings), names, dry_run=args.dry_run)
+    plan = run_reprocess(settings.bootstrap, names, dry_run=args.dry_run)
     print(json.dumps({"send": len(plan.send), "retract": len(plan.retract),
                       "unchanged": plan.unchanged, "dry_run": args.dry_run}))
     return 0
@@ -180,7 +176,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from .monitor import run_monitor
 
     settings = _settings(args)
-    return run_monitor(settings, _bootstrap_or_local(settings), args.interval, args.once,
+    return run_monitor(settings, settings.bootstrap, args.interval, args.once,
                        args.json)
 
 

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         return f"{self.namespace}.{base}" if self.namespace else base
 
     @property
+    def bootstrap(self) -> str:
+        """The configured bootstrap servers, else the embedded local broker's address."""
+        return self.bootstrap_servers or f"127.0.0.1:{self.local_broker_port}"
+
+    @property
     def group_id(self) -> str:
         return f"{self.app_id}-{self.namespace}" if self.namespace else self.app_id
 
