@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,3 +99,14 @@ def send(
         return
     future.add_callback(report.on_success)
     future.add_errback(lambda exc: report.on_failure(key, exc))
+
+
+def deliver_all(
+    bootstrap_servers: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]],
+    **kwargs: Any,
+) -> DeliveryReport:
+    """Send ``(key, value)`` records in order, flush, and return what was acknowledged."""
+    with delivering(bootstrap_servers, **kwargs) as (producer, report):
+        for key, value in records:
+            send(producer, report, topic, key, value)
+    return report

@@ -88,7 +88,7 @@ def run_reprocess(
     bootstrap: str, topic_name: Mapping[str, str], dry_run: bool = False
 ) -> ReprocessPlan:
     """Read raw articles, live mentions and the live timeline; publish the plan."""
-    from producers.kafka_producer import delivering, send
+    from producers.kafka_producer import deliver_all
 
     from .kafka_io import fold_timeline, read_topic
 
@@ -116,15 +116,11 @@ def run_reprocess(
         dry_run=dry_run,
     )
     if not dry_run:
-        with delivering(bootstrap) as (producer, report):
-            for mention in [*plan.send, *plan.retract]:
-                send(
-                    producer,
-                    report,
-                    topic_name["events.mentions"],
-                    mention.mention_id.encode(),
-                    mention.model_dump_json().encode(),
-                )
+        report = deliver_all(
+            bootstrap, topic_name["events.mentions"],
+            ((m.mention_id.encode(), m.model_dump_json().encode())
+             for m in [*plan.send, *plan.retract]),
+        )
         if report.failed:
             raise RuntimeError(f"{report.failed} reprocess messages were not delivered")
     return plan

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bench.stream import StreamItem, build_stream
-from producers.kafka_producer import delivering, send
+from producers.kafka_producer import deliver_all
 from producers.topics import ensure_topics
 from schemas.models import DeadLetter, TimelineEntry
 from streams.kafka_io import read_timeline, read_topic
@@ -39,9 +39,7 @@ def _settings(namespace: str, tmp_path: Path) -> Settings:
 
 def _produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
     """Through the project's own producer (acks=all, retries, ordered); every record acked."""
-    with delivering(bootstrap) as (producer, report):
-        for key, value in payloads:
-            send(producer, report, topic, key, value)
+    report = deliver_all(bootstrap, topic, payloads)
     assert report.failed == 0 and report.delivered == len(payloads), report
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from bench.stream import build_stream
-from producers.kafka_producer import delivering, send
+from producers.kafka_producer import deliver_all
 from producers.topics import ensure_topics
 from schemas.models import CleanArticle, DeadLetter, DuplicateNotice, EventMention, TimelineEntry
 from streams.kafka_io import read_timeline, read_topic
@@ -97,9 +97,7 @@ def _processed(worker: WorkerProcess) -> dict[str, float]:
 
 def _produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
     """Through the project's own producer (acks=all, retries, ordered); every record acked."""
-    with delivering(bootstrap) as (producer, report):
-        for key, value in payloads:
-            send(producer, report, topic, key, value)
+    report = deliver_all(bootstrap, topic, payloads)
     assert report.failed == 0 and report.delivered == len(payloads), report
 
 

@@ -21,7 +21,7 @@ from kafka import KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from producers.articles import raw_article_from_record
-from producers.kafka_producer import delivering, send
+from producers.kafka_producer import deliver_all
 from producers.topics import ensure_topics
 from schemas.models import EventMention
 from streams.kafka_io import Record, fold_timeline, read_timeline, read_topic
@@ -50,10 +50,8 @@ def _mention(mid: str, **over: Any) -> EventMention:
 
 
 def _send_mentions(bootstrap: str, settings: Settings, mentions: list[EventMention]) -> None:
-    with delivering(bootstrap) as (producer, report):
-        for m in mentions:
-            send(producer, report, settings.topic_name("events.mentions"), m.mention_id.encode(),
-                 m.model_dump_json().encode())
+    report = deliver_all(bootstrap, settings.topic_name("events.mentions"),
+                         [(m.mention_id.encode(), m.model_dump_json().encode()) for m in mentions])
     assert report.failed == 0 and report.delivered == len(mentions)
 
 
@@ -171,10 +169,9 @@ def test_reprocess_publishes_corrections_not_a_reset(
     now = time.time()
     raws = [raw_article_from_record(r, source="seeds", ingested_at=now + i)
             for i, r in enumerate(seed_records)]
-    with delivering(kafka_bootstrap) as (producer, report):
-        for raw in raws:
-            send(producer, report, settings.topic_name("articles.raw"), raw.id.encode(),
-                 raw.model_dump_json().encode())
+    report = deliver_all(kafka_bootstrap, settings.topic_name("articles.raw"),
+                         [(raw.id.encode(), raw.model_dump_json().encode()) for raw in raws])
+    assert report.failed == 0 and report.delivered == len(raws)
     wait_until_drained(settings, kafka_bootstrap, [worker], timeout_s=180)
     topic = settings.topic_name("timeline.entries")
     expected = {e.id: e for e in run_in_process(raws)}
