@@ -1,4 +1,9 @@
-"""A fix for a faust-streaming behaviour that loses table writes when a worker is killed.
+"""Fixes for two faust-streaming behaviours that lose messages when a worker dies.
+
+1. Table writes lost on ``kill -9`` (``ProducerBuffer.flush``, below).
+2. Records fetched before a seek delivered after it (``_drop_stale_records``, further below).
+
+The first:
 
 Faust writes a table's changelog records through ``ProducerBuffer`` (``send_soon``: a table's
 ``__setitem__`` is synchronous), and before committing the source offsets it calls
@@ -16,14 +21,34 @@ mention or a dedupe signature missing after a failover (found by
 ``tests/integration/test_faults.py::test_two_workers_one_killed_mid_run``). The fixed flush
 waits until the queue is empty *and* no message is in flight; :func:`install` applies it once,
 before the app starts.
+
+The second: Faust's fetch loop (``Consumer.getmany``) takes a batch of records from the
+consumer thread and hands them to the agents one by one, awaiting each. When the group
+rebalances meanwhile, Faust seeks the partitions it keeps back to their committed offsets, but
+goes on handing out the rest of the batch fetched *before* the seek. Its read-offset logic then
+sees, say, offset 1855 right after a seek to 1851, records 1852–1854 as a gap (as if compacted
+away) and drops the re-fetched 1851–1854 as already read: a message lost, or a commit that never
+passes it (found by ``test_two_workers_one_killed_mid_run``; docs/delivery-semantics.md). The fix
+stamps every change of a partition's fetch position in the consumer thread (aiokafka's
+``TopicPartitionState.seek``/``reset_to``), notes the stamps when a batch is fetched, and drops a
+record whose partition has been repositioned — or unassigned — since its batch was fetched:
+the consumer fetches it again from the new position if it is still to be read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import structlog
+from aiokafka.consumer.subscription_state import TopicPartitionState
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
+
+log = structlog.get_logger(__name__)
 
 #: How long one wait for progress lasts before the buffer's state is checked again.
 FLUSH_POLL_S = 0.5
@@ -54,10 +79,102 @@ async def _flush_completely(self: Any) -> None:
 _original_send_pending = ProducerBuffer._send_pending
 
 
+# --- 2. records fetched before a seek ----------------------------------------------------------
+_position_stamps = itertools.count(1)
+_original_seek = TopicPartitionState.seek
+_original_reset_to = TopicPartitionState.reset_to
+_original_fetch_records = AIOKafkaConsumerThread._fetch_records
+_original_wait_next_records = Consumer._wait_next_records
+_original_getmany = Consumer.getmany
+
+
+def position_stamp(state: Any) -> int:
+    """The stamp of a partition's last repositioning (0: never repositioned)."""
+    return int(getattr(state, "_relwatch_stamp", 0))
+
+
+def _stamp(state: Any) -> None:
+    state._relwatch_stamp = next(_position_stamps)
+
+
+def _seek_stamped(self: Any, position: int) -> None:
+    _original_seek(self, position)
+    _stamp(self)
+
+
+def _reset_to_stamped(self: Any, position: int) -> None:
+    _original_reset_to(self, position)
+    _stamp(self)
+
+
+class StampedRecords(dict[Any, Any]):
+    """A fetched batch (partition -> records) with each partition's state and stamp at fetch."""
+
+    stamps: Mapping[Any, tuple[Any, int]]
+
+
+def stamp_batch(records: Mapping[Any, Any], assignment: Any) -> StampedRecords:
+    """Note, for each partition of a just-fetched batch, its state object and position stamp."""
+    batch = StampedRecords(records)
+    stamps: dict[Any, tuple[Any, int]] = {}
+    if assignment is not None:
+        for tp in records:
+            state = assignment.state_value(tp)
+            if state is not None:
+                stamps[tp] = (state, position_stamp(state))
+    batch.stamps = stamps
+    return batch
+
+
+def is_stale(stamp: tuple[Any, int] | None) -> bool:
+    """True when the partition was repositioned or unassigned after the record was fetched."""
+    if stamp is None:
+        return False
+    state, at_fetch = stamp
+    return position_stamp(state) != at_fetch or not state._assignment.active
+
+
+async def _fetch_records_stamped(self: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+    # Runs in the consumer thread, like every seek: no seek can fall between the fetch and
+    # the stamps taken here.
+    records = await _original_fetch_records(self, consumer, *args, **kwargs)
+    if not records:
+        return records
+    subscription = consumer._subscription.subscription
+    return stamp_batch(records, subscription.assignment if subscription is not None else None)
+
+
+async def _wait_next_records_noting_stamps(self: Any, timeout: float) -> Any:
+    records, active_partitions = await _original_wait_next_records(self, timeout)
+    self._relwatch_batch_stamps = getattr(records, "stamps", None)
+    return records, active_partitions
+
+
+async def _drop_stale_records(self: Any, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+    dropped: dict[Any, list[int]] = {}
+    try:
+        async for tp, message in _original_getmany(self, timeout):
+            stamps = getattr(self, "_relwatch_batch_stamps", None)
+            if stamps and is_stale(stamps.get(tp)):
+                dropped.setdefault(tp, []).append(message.offset)
+                continue
+            yield tp, message
+    finally:
+        for tp, offsets in dropped.items():
+            log.info("stale_records_dropped", topic=tp.topic, partition=tp.partition,
+                     first_offset=offsets[0], last_offset=offsets[-1], count=len(offsets))
+
+
 def install() -> None:
-    """Patch ``ProducerBuffer`` (idempotent)."""
+    """Patch ``ProducerBuffer``, aiokafka's partition positions and Faust's fetch loop
+    (idempotent)."""
     if _installed["done"]:
         return
     ProducerBuffer._send_pending = _send_pending_counted  # type: ignore[method-assign]
     ProducerBuffer.flush = _flush_completely  # type: ignore[method-assign]
+    TopicPartitionState.seek = _seek_stamped
+    TopicPartitionState.reset_to = _reset_to_stamped
+    AIOKafkaConsumerThread._fetch_records = _fetch_records_stamped  # type: ignore[method-assign]
+    Consumer._wait_next_records = _wait_next_records_noting_stamps  # type: ignore[method-assign]
+    Consumer.getmany = _drop_stale_records  # type: ignore[method-assign]
     _installed["done"] = True

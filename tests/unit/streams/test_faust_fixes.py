@@ -57,3 +57,98 @@ def test_flush_of_an_empty_buffer_returns_at_once() -> None:
     faust_fixes.install()
     at_return, published = asyncio.run(_flush_after_putting(0, delay=0.25))
     assert at_return == published == []
+
+
+# --- records fetched before a seek must not be delivered after it ------------------------------
+def _assignment_of(*partitions: int) -> Any:
+    from aiokafka.consumer.subscription_state import Assignment
+    from aiokafka.structs import TopicPartition
+
+    return Assignment({TopicPartition("articles.raw", p) for p in partitions})
+
+
+def _tp(partition: int) -> Any:
+    from aiokafka.structs import TopicPartition
+
+    return TopicPartition("articles.raw", partition)
+
+
+async def _stale_verdicts() -> dict[str, bool]:
+    faust_fixes.install()
+    assignment = _assignment_of(0, 1)
+    assignment.state_value(_tp(0)).reset_to(1800)  # the position after the assignment
+    assignment.state_value(_tp(1)).reset_to(40)
+    records = {_tp(0): ["r1851", "r1852"], _tp(1): ["r40"]}
+    before_seek = faust_fixes.stamp_batch(records, assignment)
+    verdicts = {"untouched": faust_fixes.is_stale(before_seek.stamps[_tp(0)])}
+    assignment.state_value(_tp(0)).seek(1851)  # the rebalance seeks partition 0 back
+    verdicts["fetched before the seek"] = faust_fixes.is_stale(before_seek.stamps[_tp(0)])
+    verdicts["other partition"] = faust_fixes.is_stale(before_seek.stamps[_tp(1)])
+    after_seek = faust_fixes.stamp_batch(records, assignment)
+    verdicts["fetched after the seek"] = faust_fixes.is_stale(after_seek.stamps[_tp(0)])
+    assignment._unassign()  # revoked: nothing fetched for the old assignment is current
+    verdicts["after unassignment"] = faust_fixes.is_stale(after_seek.stamps[_tp(1)])
+    return verdicts
+
+
+def test_a_record_is_stale_once_its_partition_is_repositioned_or_revoked() -> None:
+    verdicts = asyncio.run(_stale_verdicts())
+    assert verdicts == {
+        "untouched": False,
+        "fetched before the seek": True,
+        "other partition": False,
+        "fetched after the seek": False,
+        "after unassignment": True,
+    }
+
+
+def test_a_batch_keeps_its_records_and_a_partition_without_state_is_never_stale() -> None:
+    async def stamp() -> Any:
+        return faust_fixes.stamp_batch({_tp(0): [1, 2], _tp(5): [3]}, _assignment_of(0))
+
+    batch = asyncio.run(stamp())
+    assert dict(batch) == {_tp(0): [1, 2], _tp(5): [3]}
+    assert set(batch.stamps) == {_tp(0)}
+    assert faust_fixes.is_stale(batch.stamps.get(_tp(5))) is False
+
+
+def test_the_fetch_loop_drops_records_of_a_partition_seeked_mid_batch() -> None:
+    """Faust's own getmany, fed a batch fetched before a seek, yields only what is current."""
+    from types import MethodType
+
+    from faust.transport.consumer import Consumer
+
+    faust_fixes.install()
+
+    async def run() -> list[tuple[int, int]]:
+        assignment = _assignment_of(0, 1)
+        assignment.state_value(_tp(0)).reset_to(1851)
+        assignment.state_value(_tp(1)).reset_to(7)
+        records = {_tp(0): [1851, 1852, 1853, 1854, 1855], _tp(1): [7, 8]}
+        batch = faust_fixes.stamp_batch(records, assignment)
+
+        consumer: Any = SimpleNamespace(
+            app=SimpleNamespace(consumer_generation_id=1, monitor=SimpleNamespace(
+                track_tp_end_offset=lambda tp, offset: None)),
+            should_stop=False, flow_active=True, _buffered_partitions=set(),
+            highwater=lambda tp: 0,
+            _to_message=lambda tp, record: SimpleNamespace(offset=record),
+        )
+
+        async def wait_next(timeout: float) -> Any:
+            return batch, {_tp(0), _tp(1)}
+
+        consumer._wait_next_records = wait_next
+        consumer.scheduler = SimpleNamespace(iterate=lambda recs: (
+            (tp, r) for tp, rs in recs.items() for r in rs))
+        delivered: list[tuple[int, int]] = []
+        getmany = MethodType(Consumer.getmany, consumer)
+        # Consumer.getmany is the patched loop: it notes the stamps via _wait_next_records
+        consumer._relwatch_batch_stamps = batch.stamps
+        async for tp, message in getmany(1.0):
+            delivered.append((tp.partition, message.offset))
+            if message.offset == 1852:  # a rebalance seeks partition 0 back mid-batch
+                assignment.state_value(_tp(0)).seek(1851)
+        return delivered
+
+    assert asyncio.run(run()) == [(0, 1851), (0, 1852), (1, 7), (1, 8)]
