@@ -8,7 +8,6 @@ changelog-backed Faust tables that the pure functions receive as plain mappings.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -187,9 +186,11 @@ async def _publish(changes: list[timeline.TimelineChange], observe: bool = True)
             if observe:
                 INGEST_TO_TIMELINE.observe(max(0.0, now - change.entry.updated))
             NEWEST_ENTRY_TS.set(now)
-            broadcast.publish(sse_event("upsert", change.entry_id, json.loads(value)))
+            if broadcast.listening:
+                broadcast.publish(sse_event("upsert", change.entry_id, value))
             continue
-        broadcast.publish(sse_event(change.kind, change.entry_id, None))
+        if broadcast.listening:
+            broadcast.publish(sse_event(change.kind, change.entry_id, None))
         if change.kind == "expire" and change.entry is not None:
             await archive_topic.send(key=key, value=change.entry.model_dump_json().encode())
         headers = [("relwatch-change", change.kind.encode())]

@@ -60,8 +60,11 @@ def filter_entries(
     return sorted(result, key=lambda e: (e.date, e.id))
 
 
-def sse_event(kind: str, entry_id: str, payload: dict[str, Any] | None) -> bytes:
-    data = json.dumps({"kind": kind, "id": entry_id, "entry": payload}, ensure_ascii=False)
+def sse_event(kind: str, entry_id: str, entry_json: str | None) -> bytes:
+    """One server-sent event; ``entry_json`` is the entry as already serialised for the topic
+    (spliced in, not parsed and dumped again)."""
+    head = json.dumps({"kind": kind, "id": entry_id}, ensure_ascii=False)[:-1]
+    data = f'{head}, "entry": {entry_json if entry_json is not None else "null"}}}'
     return f"event: {kind}\nid: {entry_id}\ndata: {data}\n\n".encode()
 
 
@@ -74,6 +77,11 @@ class ChangeBroadcast:
     def __init__(self, maxsize: int = 1000) -> None:
         self.maxsize = maxsize
         self.subscribers: set[asyncio.Queue[bytes]] = set()
+
+    @property
+    def listening(self) -> bool:
+        """Whether anyone subscribes (events are not even built otherwise)."""
+        return bool(self.subscribers)
 
     def publish(self, message: bytes) -> None:
         for queue in list(self.subscribers):

@@ -1,0 +1,37 @@
+"""Server-sent events splice the entry JSON already written for the topic (streams/web.py)."""
+
+from __future__ import annotations
+
+import json
+
+from streams.web import ChangeBroadcast, sse_event
+
+
+def _data(event: bytes) -> dict[str, object]:
+    lines = event.decode().split("\n")
+    assert lines[0].startswith("event: ") and event.endswith(b"\n\n")
+    return json.loads(next(line[6:] for line in lines if line.startswith("data: ")))  # type: ignore[no-any-return]
+
+
+def test_an_upsert_event_carries_the_entry_as_sent_to_the_topic() -> None:
+    entry = json.dumps({"id": "e1", "summary": "Путин — Ким: визит", "mentions": [1, 2]},
+                       ensure_ascii=False)
+    assert _data(sse_event("upsert", "e1", entry)) == {
+        "kind": "upsert", "id": "e1", "entry": json.loads(entry)}
+
+
+def test_a_retraction_has_a_null_entry_and_odd_ids_stay_valid_json() -> None:
+    assert _data(sse_event("retract", 'e"2\\', None)) == {
+        "kind": "retract", "id": 'e"2\\', "entry": None}
+
+
+def test_the_broadcast_only_listens_while_someone_subscribes() -> None:
+    broadcast = ChangeBroadcast(maxsize=2)
+    assert not broadcast.listening
+    queue = broadcast.subscribe()
+    assert broadcast.listening
+    for n in range(3):
+        broadcast.publish(str(n).encode())
+    assert [queue.get_nowait(), queue.get_nowait()] == [b"1", b"2"]  # the oldest was dropped
+    broadcast.unsubscribe(queue)
+    assert not broadcast.listening
