@@ -1,7 +1,9 @@
 """Fixes for two faust-streaming behaviours that lose messages when a worker dies.
 
 1. Table writes lost on ``kill -9`` (``ProducerBuffer.flush``, below).
-2. Records fetched before a seek delivered after it (``_drop_stale_records``, further below).
+2. Records fetched before a seek delivered after it, or handed over across it
+   (``_drop_stale_records``), and acks of an older consumer generation counted
+   (``_ack_of_current_generation``), further below.
 
 The first:
 
@@ -32,7 +34,12 @@ passes it (found by ``test_two_workers_one_killed_mid_run``; docs/delivery-seman
 stamps every change of a partition's fetch position in the consumer thread (aiokafka's
 ``TopicPartitionState.seek``/``reset_to``), notes the stamps when a batch is fetched, and drops a
 record whose partition has been repositioned — or unassigned — since its batch was fetched:
-the consumer fetches it again from the new position if it is still to be read.
+the consumer fetches it again from the new position if it is still to be read. A record whose
+hand-over to its stream outlasted a seek (a full stream buffer waits across a rebalance) must
+not leave its offset as the partition's read offset either: that hid the re-fetched records
+below it (a commit stalled at offset 3 of a partition whose records 3–4 were never taken again,
+in a loaded run). And the acks Faust gives the old-generation messages its streams skip after a
+rebalance are not counted, so a commit waits for their re-delivered copies.
 """
 
 from __future__ import annotations
@@ -155,14 +162,43 @@ async def _drop_stale_records(self: Any, timeout: float) -> AsyncIterator[tuple[
     try:
         async for tp, message in _original_getmany(self, timeout):
             stamps = getattr(self, "_relwatch_batch_stamps", None)
-            if stamps and is_stale(stamps.get(tp)):
+            stamp = stamps.get(tp) if stamps else None
+            if is_stale(stamp):
                 dropped.setdefault(tp, []).append(message.offset)
                 continue
-            yield tp, message
+            try:
+                yield tp, message
+            finally:
+                # Resumed after the fetch loop handed the record to its stream — which can
+                # wait on a full stream buffer across a whole rebalance — and then set the
+                # partition's read offset to this record's offset, over the offset the seek
+                # set meanwhile. Faust would then drop the re-fetched records below it (a
+                # loss, or a commit that stalls); with no read offset it takes them again.
+                if is_stale(stamp):
+                    self._read_offset[tp] = None
     finally:
         for tp, offsets in dropped.items():
             log.info("stale_records_dropped", topic=tp.topic, partition=tp.partition,
                      first_offset=offsets[0], last_offset=offsets[-1], count=len(offsets))
+
+
+_original_ack = Consumer.ack
+
+
+def _ack_of_current_generation(self: Any, message: Any) -> bool:
+    """Count an ack only for a message of the current consumer generation.
+
+    Faust acks the messages its streams skip after a rebalance (they belong to the old
+    generation; their partitions were sought back to the committed offset and will deliver
+    them again). Counted, such an ack lets the commit pass an offset whose re-delivered copy
+    has not been processed yet: a crash then loses it.
+    """
+    generation = getattr(message, "generation_id", None)
+    if generation is not None and generation != self.app.consumer_generation_id:
+        message.acked = True
+        self._unacked_messages.discard(message)
+        return False
+    return bool(_original_ack(self, message))
 
 
 def install() -> None:
@@ -177,4 +213,5 @@ def install() -> None:
     AIOKafkaConsumerThread._fetch_records = _fetch_records_stamped  # type: ignore[method-assign]
     Consumer._wait_next_records = _wait_next_records_noting_stamps  # type: ignore[method-assign]
     Consumer.getmany = _drop_stale_records  # type: ignore[method-assign]
+    Consumer.ack = _ack_of_current_generation  # type: ignore[method-assign]
     _installed["done"] = True

@@ -130,7 +130,7 @@ def test_the_fetch_loop_drops_records_of_a_partition_seeked_mid_batch() -> None:
         consumer: Any = SimpleNamespace(
             app=SimpleNamespace(consumer_generation_id=1, monitor=SimpleNamespace(
                 track_tp_end_offset=lambda tp, offset: None)),
-            should_stop=False, flow_active=True, _buffered_partitions=set(),
+            should_stop=False, flow_active=True, _buffered_partitions=set(), _read_offset={},
             highwater=lambda tp: 0,
             _to_message=lambda tp, record: SimpleNamespace(offset=record),
         )
@@ -147,8 +147,45 @@ def test_the_fetch_loop_drops_records_of_a_partition_seeked_mid_batch() -> None:
         consumer._relwatch_batch_stamps = batch.stamps
         async for tp, message in getmany(1.0):
             delivered.append((tp.partition, message.offset))
-            if message.offset == 1852:  # a rebalance seeks partition 0 back mid-batch
+            if message.offset == 1852:  # a rebalance seeks partition 0 back mid-hand-over
                 assignment.state_value(_tp(0)).seek(1851)
-        return delivered
+            consumer._read_offset[tp] = message.offset  # what Faust's fetch loop does next
+        return delivered, consumer._read_offset
 
-    assert asyncio.run(run()) == [(0, 1851), (0, 1852), (1, 7), (1, 8)]
+    delivered, read_offset = asyncio.run(run())
+    assert delivered == [(0, 1851), (0, 1852), (1, 7), (1, 8)]
+    # the offset written over the seek's is cleared, so the re-fetched 1851... are taken again
+    assert read_offset == {_tp(0): None, _tp(1): 8}
+
+
+def test_acks_of_an_older_consumer_generation_are_not_counted() -> None:
+    from collections import defaultdict
+
+    from faust.transport.consumer import Consumer
+
+    faust_fixes.install()
+    consumer: Any = SimpleNamespace(
+        app=SimpleNamespace(consumer_generation_id=3,
+                            topics=SimpleNamespace(acks_enabled_for=lambda topic: True)),
+        _unacked_messages=set(), _committed_offset=defaultdict(lambda: None),
+        _acked_index=defaultdict(set), _acked=defaultdict(list), _n_acked=0,
+        _waiting_for_ack=None,
+    )
+
+    class Message:  # hashable, like Faust's messages
+        def __init__(self, offset: int, generation: int) -> None:
+            self.tp, self.topic, self.offset = _tp(0), "articles.raw", offset
+            self.acked, self.generation_id = False, generation
+
+    def message(offset: int, generation: int) -> Any:
+        msg = Message(offset, generation)
+        consumer._unacked_messages.add(msg)
+        return msg
+
+    skipped_after_rebalance = message(1852, generation=2)
+    current = message(1851, generation=3)
+    assert Consumer.ack(consumer, skipped_after_rebalance) is False
+    assert Consumer.ack(consumer, current) is True
+    assert skipped_after_rebalance.acked and current.acked
+    assert consumer._acked[_tp(0)] == [1851]  # 1852 waits for its re-delivered copy
+    assert consumer._unacked_messages == set()
