@@ -337,6 +337,8 @@ CUE_NAMES = (
     "since_frame",
     "sanctions_noun",
     "relative_pronoun",
+    "aid_frame",
+    "exchange_frame",
 )
 
 
@@ -903,6 +905,8 @@ def _sentence_events(
             )
         if resolved is None:
             continue
+        if spec.kind == "supply" and code.startswith("06") and _framed_as_aid(trig, analysis):
+            code = "072"  # arms given as help (asked for, or to help a side): military aid
         if month_only and resolved.precision == "day" and resolved.source != "absolute":
             resolved = ResolvedDate(resolved.date[:7], "month", resolved.source + ":month_anchor")
         if explicit and resolved.source not in ("published_fallback",):
@@ -1075,6 +1079,24 @@ def _process_start(
                     continue
                 return (cs, frame_end), ResolvedDate(resolved.date[:4], "year", "process_start")
     return None
+
+
+#: How many words from a supply trigger a help word frames it as aid.
+AID_REACH = 12
+
+
+def _framed_as_aid(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:
+    """A supply the sentence frames as help: near a help word ("after Putin asked Pyongyang
+    for help", "to help Russia's war effort") that is not what the supplier gets in exchange
+    ("in exchange for economic help")."""
+    exchange_ends = [te for _, _, _, te in analysis.cues["exchange_frame"]]
+    for _cs, _ce, ts, _te in analysis.cues["aid_frame"]:
+        near = (
+            0 <= ts - trig.token_end <= AID_REACH or 0 <= trig.token_start - ts <= AID_REACH
+        )
+        if near and not any(0 <= ts - end <= 3 for end in exchange_ends):
+            return True
+    return False
 
 
 def _embedded(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:

@@ -238,9 +238,8 @@ def _corpus_report(corpus: Path) -> tuple[EvalReport, list[CleanArticle]]:
 
 def test_floor_on_the_seeds() -> None:
     report, _ = _corpus_report(SEEDS)
-    # 0.690 measured (naive merge; the timeline gives 0.733); arms supply follows the dev
-    # corpus convention (062), which the seeds' S12 codes 07 — see triggers.yaml
-    assert report.f1 >= 0.67, report.summary()
+    # 0.759 measured (naive merge; the timeline gives 0.800)
+    assert report.f1 >= 0.74, report.summary()
 
 
 def test_floor_on_the_dev_corpus() -> None:
@@ -269,17 +268,6 @@ def test_distractors_yield_nothing() -> None:
         ),
         ("ru", "Северная Корея поставляет России снаряды с лета 2023 года.", "2023"),
         (
-            "ru",
-            "КНДР поставляет оружие России после того, как Путин попросил о помощи "
-            "весной 2023 года.",
-            "2023",
-        ),
-        (
-            "uk",
-            "КНДР постачає Росії снаряди після того, як Путін попросив допомоги влітку 2023 року.",
-            "2023",
-        ),
-        (
             "bg",
             "Северна Корея доставя снаряди на Русия откакто започна войната през 2022 г.",
             "2022",
@@ -293,6 +281,53 @@ def test_arms_supply_is_062_dated_by_its_start(lang: str, text: str, year: str) 
     got = events(text, lang)
     assert [(m.cameo_code, m.date, m.date_precision) for m in got] == [("062", year, "year")]
     assert {m.source_actor[:3] for m in got} == {"PRK"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "year"),
+    [
+        (
+            "ru",
+            "КНДР поставляет оружие России после того, как Путин попросил о помощи "
+            "весной 2023 года.",
+            "2023",
+        ),
+        (
+            "uk",
+            "КНДР постачає Росії снаряди після того, як Путін попросив допомоги влітку 2023 року.",
+            "2023",
+        ),
+        ("en", "North Korea has supplied shells to Russia since 2023 to help its war.", "2023"),
+        (
+            "bg",
+            "Северна Корея доставя снаряди на Русия в помощ на армията ѝ, откакто започна "
+            "войната през 2022 г.",
+            "2022",
+        ),
+        ("de", "Nordkorea hat Russland seit 2023 Munition geliefert, um ihm zu helfen.", "2023"),
+    ],
+)
+def test_arms_supply_framed_as_help_is_military_aid(lang: str, text: str, year: str) -> None:
+    # given after a request for help, or to help a side: CAMEO 072, not the 062 convention
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date, m.date_precision) for m in got] == [("072", year, "year")]
+    assert {m.source_actor[:3] for m in got} == {"PRK"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "North Korea has supplied Russia with shells since 2023 in exchange for aid."),
+        ("ru", "КНДР поставляет снаряды России с лета 2023 года в обмен на экономическую помощь."),
+        (
+            "bg",
+            "Северна Корея доставя снаряди на Русия в замяна на икономическа помощ, откакто "
+            "започна войната през 2022 г.",
+        ),
+    ],
+)
+def test_help_received_in_exchange_keeps_the_supply_062(lang: str, text: str) -> None:
+    assert [m.cameo_code for m in events(text, lang)] == ["062"]
 
 
 @pytest.mark.parametrize(
