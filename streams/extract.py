@@ -1348,6 +1348,13 @@ def _assign_roles(
             or [a for a in involved if clause_start < a.start < trig.start]
             or [a for a in involved if a.start < trig.start]
         )
+        if statement_like and before:
+            # A speech act's subject is neither the owner of a thing nor a place ("in response
+            # to Putin's visit to the DPRK, officials warned"): when only such actors precede,
+            # the speaker is unnamed.
+            before = [a for a in before if not a.locative and not _possessor(a, analysis, lang)]
+            if not before:
+                return None, None, involved
         named_before = [a for a in before if not a.is_adjective]
         pool = named_before or before or [a for a in involved if not a.is_adjective] or involved
         source = pool[0] if pool else None
@@ -1391,6 +1398,43 @@ def _assign_roles(
                 involved.append(target)
                 break
     return _in_apposition(source, involved), _in_apposition(target, involved), involved
+
+
+#: How many words a role noun may stand from a country or person it qualifies.
+ROLE_REACH = 3
+
+
+def _possessor(actor: ActorMention, analysis: _SentenceAnalysis, lang: str) -> bool:
+    """The actor owns a thing named next to it ("Putin's visit", "визит Путина") rather than
+    acting: a genitive after a noun (ru/uk) or a possessive "'s" (en) — unless a role noun is
+    next to it ("Russia's defence minister", "министр обороны России"): then it names the role
+    holder's side. Other languages: not decided (False)."""
+    if actor.start < 0 or actor.is_adjective:
+        return False
+    text = analysis.text
+    roles = [
+        (cs, ce, ts)
+        for name in ("government_noun", "military_noun")
+        for cs, ce, ts, _te in analysis.cues[name]
+    ]
+    if lang in ("ru", "uk"):
+        toks = analysis.tokens
+        inside = [i for i, t in enumerate(toks) if actor.start <= t.start < actor.end]
+        if not inside or inside[0] == 0:
+            return False
+        first = inside[0]
+        if "gent" not in morph_tag(toks[inside[-1]].text, lang):
+            return False
+        if any(first - ROLE_REACH <= ts < first for _cs, _ce, ts in roles):
+            return False
+        return morph_tag(toks[first - 1].text, lang).startswith("NOUN")
+    if lang == "en":
+        if text[actor.end : actor.end + 2] not in ("'s", "’s"):
+            return False
+        after = {t.start for t in analysis.tokens if t.start > actor.end + 2}
+        after = set(sorted(after)[:ROLE_REACH])
+        return not any(cs in after for cs, _ce, _ts in roles)
+    return False
 
 
 #: Characters between a bare country and the named actor it qualifies ("Russia's defence

@@ -513,3 +513,35 @@ def test_an_undated_article_takes_the_report_date_of_its_attribution() -> None:
     assert [m.date_source for m in dated] != ["report_date:attribution"]
     assert events("Russia and North Korea signed a partnership treaty in Pyongyang.",
                   published=None) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "В ответ на визит Путина в КНДР западные чиновники предупредили об опасности."),
+        ("en", "In response to Putin's visit to North Korea, Western officials warned of danger."),
+        ("uk", "У відповідь на візит Путіна до КНДР західні посадовці висловили занепокоєння."),
+        ("uk", "Після візиту Путіна в КНДР західні посадовці засудили цю співпрацю."),
+    ],
+)
+def test_the_owner_of_a_thing_is_not_the_speaker(lang: str, text: str) -> None:
+    # "Putin's visit": Putin owns the visit; the critics are unnamed, so no source is known
+    assert events(text, lang) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "source"),
+    [
+        ("en", "The White House's spokesman condemned North Korea's arms deliveries to Russia "
+         "on Tuesday.", "USAGOV"),
+        ("ru", "Министр обороны США во вторник осудил Северную Корею за поставки оружия России.",
+         "USA"),
+        ("uk", "Міністр оборони США у вівторок засудив Північну Корею за постачання зброї Росії.",
+         "USA"),
+    ],
+)
+def test_a_country_qualifying_a_role_is_still_the_speaker(
+    lang: str, text: str, source: str
+) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.source_actor, m.date) for m in got] == [("111", source, "2024-06-18")]
