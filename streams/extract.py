@@ -339,6 +339,7 @@ CUE_NAMES = (
     "relative_pronoun",
     "aid_frame",
     "exchange_frame",
+    "elaboration",
 )
 
 
@@ -452,6 +453,9 @@ class ActorMention:
     is_adjective: bool = False
     #: A country named as a location ("в Украйна", "in Ukraine"): not a speaker.
     locative: bool = False
+    #: A person's code fixed by the title named with them ("NATO chief Stoltenberg"), not by
+    #: the event date.
+    titled: bool = False
 
 
 @dataclass(slots=True)
@@ -466,6 +470,16 @@ class _ArticleState:
     #: Without a publication date: the date an attribution sentence gives the report ("Об
     #: этом 19 июня сообщает Интерфакс", "This was reported on June 19"), for undated events.
     report_exprs: list[DateExpression] = field(default_factory=list)
+    #: A criticism of the previous sentence whose critics are unnamed ("western officials
+    #: warned"), for an elaboration that names one ("In particular, Stoltenberg said ...").
+    unnamed_criticism: _UnnamedCriticism | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _UnnamedCriticism:
+    code: str
+    trigger: TriggerMatch
+    actors: list[ActorMention]
 
 
 def recognize_actors(
@@ -557,6 +571,8 @@ def _actors_from_matches(
                 if entry.id in group.family:
                     state.named[str(index)] = entry.id
         mention = _actor(entry, m, tok, when)
+        if entry.kind == "person" and len(entry.roles) > 1:
+            mention = _titled(mention, entry, actors)
         if entry.kind == "country" and (
             _near(cue_tokens["military_noun"], tok_end, 2)
             or _preceded_by(cue_tokens["military_noun"], tok, 2)
@@ -576,6 +592,35 @@ def _actors_from_matches(
 _DATELINE_PLACE_RE = re.compile(
     r"\s*(?:/[^/\n]{1,40}/)?\s*,\s*(?:\w{3,10}\.?\s+\d{1,2}\b|\d{1,2}\s+\w{3,10})"
 )
+
+
+def _titled(
+    person: ActorMention, entry: ActorEntry, before: Sequence[ActorMention]
+) -> ActorMention:
+    """A person named right after the body or country of one of their roles ("генсек НАТО
+    Йенс Столтенберг", "NATO Secretary General Stoltenberg") acts in that role, whatever the
+    date: the title says which office the report means."""
+    title = next(
+        (
+            a
+            for a in reversed(before)
+            if not a.locative and 0 <= person.start - a.end <= APPOSITION_REACH
+        ),
+        None,
+    )
+    if title is None:
+        return person
+    codes = [r.code for r in entry.roles if _code_country(r.code) == title.country]
+    if len(set(codes)) != 1 or codes[0] == person.code:
+        return person
+    return ActorMention(
+        person.start, person.end, codes[0], title.country, person.entity, person.token_start,
+        titled=True,
+    )
+
+
+def _code_country(code: str) -> str:
+    return code if code in ("NATO", "UNO", "EU") else code[:3]
 
 
 def _actor(entry: ActorEntry, m: GazetteerMatch, tok: int, when: date | None) -> ActorMention:
@@ -793,6 +838,7 @@ def _sentence_events(
     text = sentence.text
     analysis = _analyse(text, lang)
     toks = analysis.tokens
+    unnamed, state.unnamed_criticism = state.unnamed_criticism, None
     cue_tok = {
         name: {t for _, _, ts, te in spans for t in range(ts, te)}
         for name, spans in analysis.cues.items()
@@ -943,6 +989,8 @@ def _sentence_events(
             lang,
         )
         if src is None or tgt is None:
+            if src is None and spec.kind == "criticism" and not in_quote:
+                state.unnamed_criticism = _UnnamedCriticism(code, trig, event_actors)
             continue
         if spec.kind == "force" and (tgt.start < trig.end or src.start < 0):
             continue  # a use of force needs both sides named in the sentence
@@ -981,6 +1029,11 @@ def _sentence_events(
                 ),
             )
         )
+    if unnamed is not None and not candidates:
+        elaborated = _elaboration(sentence, analysis, lang, anchor, speaker, places, gaz, state,
+                                  unnamed)
+        if elaborated is not None:
+            candidates.append(elaborated)
     # Narrative state for the next sentence.
     if sentence_dates:
         state.context_date = max(sentence_dates, key=lambda d: (d.precision == "day", d.date))
@@ -992,6 +1045,67 @@ def _sentence_events(
         state.previous_speaker = speaker
     state.previous_paragraph = sentence.paragraph
     return candidates
+
+
+def _elaboration(
+    sentence: Sentence,
+    analysis: _SentenceAnalysis,
+    lang: str,
+    anchor: date | None,
+    speaker: ActorMention | None,
+    places: list[PlaceEntry],
+    gaz: Gazetteer,
+    state: _ArticleState,
+    unnamed: _UnnamedCriticism,
+) -> _Candidate | None:
+    """"Western officials warned ... In particular, Stoltenberg said on 17 June that ...": a
+    sentence opening with an elaboration cue, right after a criticism whose critics are unnamed,
+    names one of them — its speaker makes that criticism, on its own date, about the sides the
+    criticism concerned."""
+    if (
+        speaker is None
+        or speaker.start < 0
+        or not any(ts <= 1 for _, _, ts, _ in analysis.cues["elaboration"])
+    ):
+        return None
+    text = sentence.text
+    resolved: ResolvedDate | None = None
+    for expr in find_date_expressions(text, lang):
+        resolved = _resolve(expr, anchor, True, state.context_date)
+        if resolved is not None:
+            break
+    explicit = resolved is not None
+    if resolved is None:
+        resolved = _fallback_date((), anchor, state, True, False, False)
+    if resolved is None:
+        return None
+    source = _recode(speaker, resolved.first_day(), gaz)
+    others = [_relocated(a) for a in unnamed.actors if a.country != source.country]
+    named = [a for a in others if not a.is_adjective]
+    if not others:
+        return None
+    target = (named or others)[0]
+    involved = [source, *others]
+    spec = unnamed.trigger.spec
+    if not _relevant(spec, unnamed.code, source, target, involved):
+        return None
+    entities = sorted(
+        {gaz.actors[a.entity].name if a.entity in gaz.actors else a.entity for a in involved}
+    )
+    return _Candidate(
+        sentence,
+        unnamed.trigger,
+        unnamed.code,
+        source,
+        target,
+        _ordered_codes(source, target, involved),
+        resolved,
+        _is_background(resolved, anchor, analysis, unnamed.trigger),
+        places,
+        entities,
+        explicit,
+        (2.0 if explicit else 0.0) + len({a.country for a in involved}),
+    )
 
 
 _SINCE_RE = re.compile(
@@ -1296,7 +1410,7 @@ def _relocated(actor: ActorMention) -> ActorMention:
 
 def _recode(actor: ActorMention, when: date, gaz: Gazetteer) -> ActorMention:
     entry = gaz.actors.get(actor.entity)
-    if entry is None or entry.kind != "person" or len(entry.roles) == 1:
+    if entry is None or entry.kind != "person" or len(entry.roles) == 1 or actor.titled:
         return actor
     code = entry.code_at(when)
     return ActorMention(

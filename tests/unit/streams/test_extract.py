@@ -545,3 +545,49 @@ def test_a_country_qualifying_a_role_is_still_the_speaker(
 ) -> None:
     got = events(text, lang)
     assert [(m.cameo_code, m.source_actor, m.date) for m in got] == [("111", source, "2024-06-18")]
+
+
+JAN_2025 = datetime(2025, 1, 10, 9, 0)
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "Генсек НАТО Столтенберг 8 января осудил КНДР за поставки оружия России."),
+        ("en", "NATO Secretary General Jens Stoltenberg condemned North Korea's arms supplies to "
+         "Russia on January 8."),
+        ("uk", "Генсек НАТО Єнс Столтенберг 8 січня засудив КНДР за постачання зброї Росії."),
+    ],
+)
+def test_a_title_named_with_a_person_fixes_their_role(lang: str, text: str) -> None:
+    # the role by date would be his later office (NORGOV); the title says NATO
+    got = events(text, lang, JAN_2025)
+    assert [(m.source_actor, m.date) for m in got] == [("NATO", "2025-01-08")]
+    untitled = events("Столтенберг 8 января осудил КНДР за поставки оружия России.", "ru", JAN_2025)
+    assert [m.source_actor for m in untitled] == ["NORGOV"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "После визита Путина в КНДР западные чиновники выразили обеспокоенность. "
+         "В частности, генсек НАТО Йенс Столтенберг заявил 17 июня, что это опасно."),
+        ("en", "After Putin's visit to North Korea, Western officials voiced concern.\n"
+         "In particular, NATO Secretary General Jens Stoltenberg said on June 17 that such "
+         "signals should unite NATO."),
+        ("uk", "Після візиту Путіна до КНДР західні посадовці висловили занепокоєння. Зокрема, "
+         "генсек НАТО Єнс Столтенберг заявив 17 червня, що такі сигнали мають об'єднати НАТО."),
+    ],
+)
+def test_an_elaboration_names_the_unnamed_critic(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.source_actor, m.date) for m in got] == [
+        ("111", "NATO", "2024-06-17")
+    ]
+    assert {"RUS", "PRK"} <= {a[:3] for a in got[0].actors}
+
+
+def test_an_elaboration_without_an_unnamed_criticism_is_no_criticism() -> None:
+    got = events("Putin visited Pyongyang on Tuesday. In particular, NATO Secretary General "
+                 "Jens Stoltenberg said on June 17 that such signals should unite NATO.")
+    assert [m.cameo_code for m in got] == ["042"]
