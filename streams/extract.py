@@ -304,7 +304,9 @@ def _match_rest(
 class TriggerSpec:
     code: str
     pos: str  # verb | noun
-    kind: str  # statement | meeting | confirm | criticism | intent | supply | deploy | force | ""
+    #: statement | meeting | confirm | criticism | intent | supply | deploy | force |
+    #: supersede | ""
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +342,7 @@ CUE_NAMES = (
     "aid_frame",
     "exchange_frame",
     "elaboration",
+    "treaty_noun",
 )
 
 
@@ -473,6 +476,8 @@ class _ArticleState:
     #: A criticism of the previous sentence whose critics are unnamed ("western officials
     #: warned"), for an elaboration that names one ("In particular, Stoltenberg said ...").
     unnamed_criticism: _UnnamedCriticism | None = None
+    #: The previous sentence names a treaty or agreement.
+    previous_treaty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -839,6 +844,7 @@ def _sentence_events(
     analysis = _analyse(text, lang)
     toks = analysis.tokens
     unnamed, state.unnamed_criticism = state.unnamed_criticism, None
+    treaty_before, state.previous_treaty = state.previous_treaty, bool(analysis.cues["treaty_noun"])
     cue_tok = {
         name: {t for _, _, ts, te in spans for t in range(ts, te)}
         for name, spans in analysis.cues.items()
@@ -882,6 +888,8 @@ def _sentence_events(
         in_quote = _in_quote(analysis.quotes, trig.start)
         if spec.pos == "noun" and code[:2] in verb_roots:
             continue  # "arrived ... for a three-day visit": the noun restates the verb's event
+        if spec.kind == "supersede" and not (analysis.cues["treaty_noun"] or treaty_before):
+            continue  # "replaced by a new one" concludes a treaty only when one is named
         if frame[0] <= trig.start < frame[1] and spec.kind not in ("supply", "deploy"):
             continue  # inside "since/after X" framing an ongoing process: context, not news
         # Modality and negation.

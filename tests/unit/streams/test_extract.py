@@ -591,3 +591,34 @@ def test_an_elaboration_without_an_unnamed_criticism_is_no_criticism() -> None:
     got = events("Putin visited Pyongyang on Tuesday. In particular, NATO Secretary General "
                  "Jens Stoltenberg said on June 17 that such signals should unite NATO.")
     assert [m.cameo_code for m in got] == ["042"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("bg", "Северна Корея и Съветският съюз подписаха договор през 1961 г. Той беше заменен от "
+         "друг през 2000 г."),
+        ("ru", "КНДР и СССР подписали договор в 1961 году. В 2000 году он был заменён новым."),
+        ("en", "North Korea and the Soviet Union signed a treaty in 1961. It was replaced by a new "
+         "one in 2000."),
+        ("uk", "КНДР і СРСР підписали договір у 1961 році. У 2000 році його було замінено іншим."),
+    ],
+)
+def test_a_treaty_replaced_by_another_is_a_new_signing(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date, m.background) for m in got] == [
+        ("057", "1961", True),
+        ("057", "2000", True),
+    ]
+    assert {a[:3] for a in got[1].actors} == {"RUS", "PRK"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "Министр обороны России Шойгу в мае был заменён новым министром, сообщили в КНДР."),
+        ("en", "North Korea said Russia's defence minister was replaced by a new one in May."),
+    ],
+)
+def test_a_person_replaced_by_another_is_no_signing(lang: str, text: str) -> None:
+    assert events(text, lang) == []
