@@ -304,7 +304,9 @@ def _match_rest(
 class TriggerSpec:
     code: str
     pos: str  # verb | noun
-    kind: str  # statement | meeting | confirm | criticism | intent | supply | deploy | force | ""
+    #: statement | meeting | confirm | criticism | intent | supply | deploy | force |
+    #: supersede | ""
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +339,10 @@ CUE_NAMES = (
     "since_frame",
     "sanctions_noun",
     "relative_pronoun",
+    "aid_frame",
+    "exchange_frame",
+    "elaboration",
+    "treaty_noun",
 )
 
 
@@ -450,6 +456,9 @@ class ActorMention:
     is_adjective: bool = False
     #: A country named as a location ("в Украйна", "in Ukraine"): not a speaker.
     locative: bool = False
+    #: A person's code fixed by the title named with them ("NATO chief Stoltenberg"), not by
+    #: the event date.
+    titled: bool = False
 
 
 @dataclass(slots=True)
@@ -464,6 +473,18 @@ class _ArticleState:
     #: Without a publication date: the date an attribution sentence gives the report ("Об
     #: этом 19 июня сообщает Интерфакс", "This was reported on June 19"), for undated events.
     report_exprs: list[DateExpression] = field(default_factory=list)
+    #: A criticism of the previous sentence whose critics are unnamed ("western officials
+    #: warned"), for an elaboration that names one ("In particular, Stoltenberg said ...").
+    unnamed_criticism: _UnnamedCriticism | None = None
+    #: The previous sentence names a treaty or agreement.
+    previous_treaty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _UnnamedCriticism:
+    code: str
+    trigger: TriggerMatch
+    actors: list[ActorMention]
 
 
 def recognize_actors(
@@ -555,6 +576,8 @@ def _actors_from_matches(
                 if entry.id in group.family:
                     state.named[str(index)] = entry.id
         mention = _actor(entry, m, tok, when)
+        if entry.kind == "person" and len(entry.roles) > 1:
+            mention = _titled(mention, entry, actors)
         if entry.kind == "country" and (
             _near(cue_tokens["military_noun"], tok_end, 2)
             or _preceded_by(cue_tokens["military_noun"], tok, 2)
@@ -574,6 +597,35 @@ def _actors_from_matches(
 _DATELINE_PLACE_RE = re.compile(
     r"\s*(?:/[^/\n]{1,40}/)?\s*,\s*(?:\w{3,10}\.?\s+\d{1,2}\b|\d{1,2}\s+\w{3,10})"
 )
+
+
+def _titled(
+    person: ActorMention, entry: ActorEntry, before: Sequence[ActorMention]
+) -> ActorMention:
+    """A person named right after the body or country of one of their roles ("генсек НАТО
+    Йенс Столтенберг", "NATO Secretary General Stoltenberg") acts in that role, whatever the
+    date: the title says which office the report means."""
+    title = next(
+        (
+            a
+            for a in reversed(before)
+            if not a.locative and 0 <= person.start - a.end <= APPOSITION_REACH
+        ),
+        None,
+    )
+    if title is None:
+        return person
+    codes = [r.code for r in entry.roles if _code_country(r.code) == title.country]
+    if len(set(codes)) != 1 or codes[0] == person.code:
+        return person
+    return ActorMention(
+        person.start, person.end, codes[0], title.country, person.entity, person.token_start,
+        titled=True,
+    )
+
+
+def _code_country(code: str) -> str:
+    return code if code in ("NATO", "UNO", "EU") else code[:3]
 
 
 def _actor(entry: ActorEntry, m: GazetteerMatch, tok: int, when: date | None) -> ActorMention:
@@ -791,6 +843,8 @@ def _sentence_events(
     text = sentence.text
     analysis = _analyse(text, lang)
     toks = analysis.tokens
+    unnamed, state.unnamed_criticism = state.unnamed_criticism, None
+    treaty_before, state.previous_treaty = state.previous_treaty, bool(analysis.cues["treaty_noun"])
     cue_tok = {
         name: {t for _, _, ts, te in spans for t in range(ts, te)}
         for name, spans in analysis.cues.items()
@@ -834,6 +888,8 @@ def _sentence_events(
         in_quote = _in_quote(analysis.quotes, trig.start)
         if spec.pos == "noun" and code[:2] in verb_roots:
             continue  # "arrived ... for a three-day visit": the noun restates the verb's event
+        if spec.kind == "supersede" and not (analysis.cues["treaty_noun"] or treaty_before):
+            continue  # "replaced by a new one" concludes a treaty only when one is named
         if frame[0] <= trig.start < frame[1] and spec.kind not in ("supply", "deploy"):
             continue  # inside "since/after X" framing an ongoing process: context, not news
         # Modality and negation.
@@ -903,6 +959,8 @@ def _sentence_events(
             )
         if resolved is None:
             continue
+        if spec.kind == "supply" and code.startswith("06") and _framed_as_aid(trig, analysis):
+            code = "072"  # arms given as help (asked for, or to help a side): military aid
         if month_only and resolved.precision == "day" and resolved.source != "absolute":
             resolved = ResolvedDate(resolved.date[:7], "month", resolved.source + ":month_anchor")
         if explicit and resolved.source not in ("published_fallback",):
@@ -939,6 +997,8 @@ def _sentence_events(
             lang,
         )
         if src is None or tgt is None:
+            if src is None and spec.kind == "criticism" and not in_quote:
+                state.unnamed_criticism = _UnnamedCriticism(code, trig, event_actors)
             continue
         if spec.kind == "force" and (tgt.start < trig.end or src.start < 0):
             continue  # a use of force needs both sides named in the sentence
@@ -977,6 +1037,11 @@ def _sentence_events(
                 ),
             )
         )
+    if unnamed is not None and not candidates:
+        elaborated = _elaboration(sentence, analysis, lang, anchor, speaker, places, gaz, state,
+                                  unnamed)
+        if elaborated is not None:
+            candidates.append(elaborated)
     # Narrative state for the next sentence.
     if sentence_dates:
         state.context_date = max(sentence_dates, key=lambda d: (d.precision == "day", d.date))
@@ -988,6 +1053,67 @@ def _sentence_events(
         state.previous_speaker = speaker
     state.previous_paragraph = sentence.paragraph
     return candidates
+
+
+def _elaboration(
+    sentence: Sentence,
+    analysis: _SentenceAnalysis,
+    lang: str,
+    anchor: date | None,
+    speaker: ActorMention | None,
+    places: list[PlaceEntry],
+    gaz: Gazetteer,
+    state: _ArticleState,
+    unnamed: _UnnamedCriticism,
+) -> _Candidate | None:
+    """"Western officials warned ... In particular, Stoltenberg said on 17 June that ...": a
+    sentence opening with an elaboration cue, right after a criticism whose critics are unnamed,
+    names one of them — its speaker makes that criticism, on its own date, about the sides the
+    criticism concerned."""
+    if (
+        speaker is None
+        or speaker.start < 0
+        or not any(ts <= 1 for _, _, ts, _ in analysis.cues["elaboration"])
+    ):
+        return None
+    text = sentence.text
+    resolved: ResolvedDate | None = None
+    for expr in find_date_expressions(text, lang):
+        resolved = _resolve(expr, anchor, True, state.context_date)
+        if resolved is not None:
+            break
+    explicit = resolved is not None
+    if resolved is None:
+        resolved = _fallback_date((), anchor, state, True, False, False)
+    if resolved is None:
+        return None
+    source = _recode(speaker, resolved.first_day(), gaz)
+    others = [_relocated(a) for a in unnamed.actors if a.country != source.country]
+    named = [a for a in others if not a.is_adjective]
+    if not others:
+        return None
+    target = (named or others)[0]
+    involved = [source, *others]
+    spec = unnamed.trigger.spec
+    if not _relevant(spec, unnamed.code, source, target, involved):
+        return None
+    entities = sorted(
+        {gaz.actors[a.entity].name if a.entity in gaz.actors else a.entity for a in involved}
+    )
+    return _Candidate(
+        sentence,
+        unnamed.trigger,
+        unnamed.code,
+        source,
+        target,
+        _ordered_codes(source, target, involved),
+        resolved,
+        _is_background(resolved, anchor, analysis, unnamed.trigger),
+        places,
+        entities,
+        explicit,
+        (2.0 if explicit else 0.0) + len({a.country for a in involved}),
+    )
 
 
 _SINCE_RE = re.compile(
@@ -1075,6 +1201,24 @@ def _process_start(
                     continue
                 return (cs, frame_end), ResolvedDate(resolved.date[:4], "year", "process_start")
     return None
+
+
+#: How many words from a supply trigger a help word frames it as aid.
+AID_REACH = 12
+
+
+def _framed_as_aid(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:
+    """A supply the sentence frames as help: near a help word ("after Putin asked Pyongyang
+    for help", "to help Russia's war effort") that is not what the supplier gets in exchange
+    ("in exchange for economic help")."""
+    exchange_ends = [te for _, _, _, te in analysis.cues["exchange_frame"]]
+    for _cs, _ce, ts, _te in analysis.cues["aid_frame"]:
+        near = (
+            0 <= ts - trig.token_end <= AID_REACH or 0 <= trig.token_start - ts <= AID_REACH
+        )
+        if near and not any(0 <= ts - end <= 3 for end in exchange_ends):
+            return True
+    return False
 
 
 def _embedded(trig: TriggerMatch, analysis: _SentenceAnalysis) -> bool:
@@ -1274,7 +1418,7 @@ def _relocated(actor: ActorMention) -> ActorMention:
 
 def _recode(actor: ActorMention, when: date, gaz: Gazetteer) -> ActorMention:
     entry = gaz.actors.get(actor.entity)
-    if entry is None or entry.kind != "person" or len(entry.roles) == 1:
+    if entry is None or entry.kind != "person" or len(entry.roles) == 1 or actor.titled:
         return actor
     code = entry.code_at(when)
     return ActorMention(
@@ -1326,6 +1470,13 @@ def _assign_roles(
             or [a for a in involved if clause_start < a.start < trig.start]
             or [a for a in involved if a.start < trig.start]
         )
+        if statement_like and before:
+            # A speech act's subject is neither the owner of a thing nor a place ("in response
+            # to Putin's visit to the DPRK, officials warned"): when only such actors precede,
+            # the speaker is unnamed.
+            before = [a for a in before if not a.locative and not _possessor(a, analysis, lang)]
+            if not before:
+                return None, None, involved
         named_before = [a for a in before if not a.is_adjective]
         pool = named_before or before or [a for a in involved if not a.is_adjective] or involved
         source = pool[0] if pool else None
@@ -1369,6 +1520,43 @@ def _assign_roles(
                 involved.append(target)
                 break
     return _in_apposition(source, involved), _in_apposition(target, involved), involved
+
+
+#: How many words a role noun may stand from a country or person it qualifies.
+ROLE_REACH = 3
+
+
+def _possessor(actor: ActorMention, analysis: _SentenceAnalysis, lang: str) -> bool:
+    """The actor owns a thing named next to it ("Putin's visit", "визит Путина") rather than
+    acting: a genitive after a noun (ru/uk) or a possessive "'s" (en) — unless a role noun is
+    next to it ("Russia's defence minister", "министр обороны России"): then it names the role
+    holder's side. Other languages: not decided (False)."""
+    if actor.start < 0 or actor.is_adjective:
+        return False
+    text = analysis.text
+    roles = [
+        (cs, ce, ts)
+        for name in ("government_noun", "military_noun")
+        for cs, ce, ts, _te in analysis.cues[name]
+    ]
+    if lang in ("ru", "uk"):
+        toks = analysis.tokens
+        inside = [i for i, t in enumerate(toks) if actor.start <= t.start < actor.end]
+        if not inside or inside[0] == 0:
+            return False
+        first = inside[0]
+        if "gent" not in morph_tag(toks[inside[-1]].text, lang):
+            return False
+        if any(first - ROLE_REACH <= ts < first for _cs, _ce, ts in roles):
+            return False
+        return morph_tag(toks[first - 1].text, lang).startswith("NOUN")
+    if lang == "en":
+        if text[actor.end : actor.end + 2] not in ("'s", "’s"):
+            return False
+        after = {t.start for t in analysis.tokens if t.start > actor.end + 2}
+        after = set(sorted(after)[:ROLE_REACH])
+        return not any(cs in after for cs, _ce, _ts in roles)
+    return False
 
 
 #: Characters between a bare country and the named actor it qualifies ("Russia's defence

@@ -238,9 +238,8 @@ def _corpus_report(corpus: Path) -> tuple[EvalReport, list[CleanArticle]]:
 
 def test_floor_on_the_seeds() -> None:
     report, _ = _corpus_report(SEEDS)
-    # 0.690 measured (naive merge; the timeline gives 0.733); arms supply follows the dev
-    # corpus convention (062), which the seeds' S12 codes 07 — see triggers.yaml
-    assert report.f1 >= 0.67, report.summary()
+    # 0.759 measured (naive merge; the timeline gives 0.800)
+    assert report.f1 >= 0.74, report.summary()
 
 
 def test_floor_on_the_dev_corpus() -> None:
@@ -269,17 +268,6 @@ def test_distractors_yield_nothing() -> None:
         ),
         ("ru", "Северная Корея поставляет России снаряды с лета 2023 года.", "2023"),
         (
-            "ru",
-            "КНДР поставляет оружие России после того, как Путин попросил о помощи "
-            "весной 2023 года.",
-            "2023",
-        ),
-        (
-            "uk",
-            "КНДР постачає Росії снаряди після того, як Путін попросив допомоги влітку 2023 року.",
-            "2023",
-        ),
-        (
             "bg",
             "Северна Корея доставя снаряди на Русия откакто започна войната през 2022 г.",
             "2022",
@@ -293,6 +281,53 @@ def test_arms_supply_is_062_dated_by_its_start(lang: str, text: str, year: str) 
     got = events(text, lang)
     assert [(m.cameo_code, m.date, m.date_precision) for m in got] == [("062", year, "year")]
     assert {m.source_actor[:3] for m in got} == {"PRK"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "year"),
+    [
+        (
+            "ru",
+            "КНДР поставляет оружие России после того, как Путин попросил о помощи "
+            "весной 2023 года.",
+            "2023",
+        ),
+        (
+            "uk",
+            "КНДР постачає Росії снаряди після того, як Путін попросив допомоги влітку 2023 року.",
+            "2023",
+        ),
+        ("en", "North Korea has supplied shells to Russia since 2023 to help its war.", "2023"),
+        (
+            "bg",
+            "Северна Корея доставя снаряди на Русия в помощ на армията ѝ, откакто започна "
+            "войната през 2022 г.",
+            "2022",
+        ),
+        ("de", "Nordkorea hat Russland seit 2023 Munition geliefert, um ihm zu helfen.", "2023"),
+    ],
+)
+def test_arms_supply_framed_as_help_is_military_aid(lang: str, text: str, year: str) -> None:
+    # given after a request for help, or to help a side: CAMEO 072, not the 062 convention
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date, m.date_precision) for m in got] == [("072", year, "year")]
+    assert {m.source_actor[:3] for m in got} == {"PRK"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "North Korea has supplied Russia with shells since 2023 in exchange for aid."),
+        ("ru", "КНДР поставляет снаряды России с лета 2023 года в обмен на экономическую помощь."),
+        (
+            "bg",
+            "Северна Корея доставя снаряди на Русия в замяна на икономическа помощ, откакто "
+            "започна войната през 2022 г.",
+        ),
+    ],
+)
+def test_help_received_in_exchange_keeps_the_supply_062(lang: str, text: str) -> None:
+    assert [m.cameo_code for m in events(text, lang)] == ["062"]
 
 
 @pytest.mark.parametrize(
@@ -478,3 +513,112 @@ def test_an_undated_article_takes_the_report_date_of_its_attribution() -> None:
     assert [m.date_source for m in dated] != ["report_date:attribution"]
     assert events("Russia and North Korea signed a partnership treaty in Pyongyang.",
                   published=None) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "В ответ на визит Путина в КНДР западные чиновники предупредили об опасности."),
+        ("en", "In response to Putin's visit to North Korea, Western officials warned of danger."),
+        ("uk", "У відповідь на візит Путіна до КНДР західні посадовці висловили занепокоєння."),
+        ("uk", "Після візиту Путіна в КНДР західні посадовці засудили цю співпрацю."),
+    ],
+)
+def test_the_owner_of_a_thing_is_not_the_speaker(lang: str, text: str) -> None:
+    # "Putin's visit": Putin owns the visit; the critics are unnamed, so no source is known
+    assert events(text, lang) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "source"),
+    [
+        ("en", "The White House's spokesman condemned North Korea's arms deliveries to Russia "
+         "on Tuesday.", "USAGOV"),
+        ("ru", "Министр обороны США во вторник осудил Северную Корею за поставки оружия России.",
+         "USA"),
+        ("uk", "Міністр оборони США у вівторок засудив Північну Корею за постачання зброї Росії.",
+         "USA"),
+    ],
+)
+def test_a_country_qualifying_a_role_is_still_the_speaker(
+    lang: str, text: str, source: str
+) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.source_actor, m.date) for m in got] == [("111", source, "2024-06-18")]
+
+
+JAN_2025 = datetime(2025, 1, 10, 9, 0)
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "Генсек НАТО Столтенберг 8 января осудил КНДР за поставки оружия России."),
+        ("en", "NATO Secretary General Jens Stoltenberg condemned North Korea's arms supplies to "
+         "Russia on January 8."),
+        ("uk", "Генсек НАТО Єнс Столтенберг 8 січня засудив КНДР за постачання зброї Росії."),
+    ],
+)
+def test_a_title_named_with_a_person_fixes_their_role(lang: str, text: str) -> None:
+    # the role by date would be his later office (NORGOV); the title says NATO
+    got = events(text, lang, JAN_2025)
+    assert [(m.source_actor, m.date) for m in got] == [("NATO", "2025-01-08")]
+    untitled = events("Столтенберг 8 января осудил КНДР за поставки оружия России.", "ru", JAN_2025)
+    assert [m.source_actor for m in untitled] == ["NORGOV"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "После визита Путина в КНДР западные чиновники выразили обеспокоенность. "
+         "В частности, генсек НАТО Йенс Столтенберг заявил 17 июня, что это опасно."),
+        ("en", "After Putin's visit to North Korea, Western officials voiced concern.\n"
+         "In particular, NATO Secretary General Jens Stoltenberg said on June 17 that such "
+         "signals should unite NATO."),
+        ("uk", "Після візиту Путіна до КНДР західні посадовці висловили занепокоєння. Зокрема, "
+         "генсек НАТО Єнс Столтенберг заявив 17 червня, що такі сигнали мають об'єднати НАТО."),
+    ],
+)
+def test_an_elaboration_names_the_unnamed_critic(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.source_actor, m.date) for m in got] == [
+        ("111", "NATO", "2024-06-17")
+    ]
+    assert {"RUS", "PRK"} <= {a[:3] for a in got[0].actors}
+
+
+def test_an_elaboration_without_an_unnamed_criticism_is_no_criticism() -> None:
+    got = events("Putin visited Pyongyang on Tuesday. In particular, NATO Secretary General "
+                 "Jens Stoltenberg said on June 17 that such signals should unite NATO.")
+    assert [m.cameo_code for m in got] == ["042"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("bg", "Северна Корея и Съветският съюз подписаха договор през 1961 г. Той беше заменен от "
+         "друг през 2000 г."),
+        ("ru", "КНДР и СССР подписали договор в 1961 году. В 2000 году он был заменён новым."),
+        ("en", "North Korea and the Soviet Union signed a treaty in 1961. It was replaced by a new "
+         "one in 2000."),
+        ("uk", "КНДР і СРСР підписали договір у 1961 році. У 2000 році його було замінено іншим."),
+    ],
+)
+def test_a_treaty_replaced_by_another_is_a_new_signing(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date, m.background) for m in got] == [
+        ("057", "1961", True),
+        ("057", "2000", True),
+    ]
+    assert {a[:3] for a in got[1].actors} == {"RUS", "PRK"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "Министр обороны России Шойгу в мае был заменён новым министром, сообщили в КНДР."),
+        ("en", "North Korea said Russia's defence minister was replaced by a new one in May."),
+    ],
+)
+def test_a_person_replaced_by_another_is_no_signing(lang: str, text: str) -> None:
+    assert events(text, lang) == []
