@@ -158,14 +158,16 @@ def test_the_fetch_loop_drops_records_of_a_partition_seeked_mid_batch() -> None:
     assert read_offset == {_tp(0): None, _tp(1): 8}
 
 
-def test_acks_of_an_older_consumer_generation_are_not_counted() -> None:
+def test_acks_of_an_older_generation_or_during_a_rebalance_are_not_counted() -> None:
     from collections import defaultdict
 
     from faust.transport.consumer import Consumer
 
     faust_fixes.install()
+    flow = {"active": True}
     consumer: Any = SimpleNamespace(
         app=SimpleNamespace(consumer_generation_id=3,
+                            flow_control=SimpleNamespace(is_active=lambda: flow["active"]),
                             topics=SimpleNamespace(acks_enabled_for=lambda topic: True)),
         _unacked_messages=set(), _committed_offset=defaultdict(lambda: None),
         _acked_index=defaultdict(set), _acked=defaultdict(list), _n_acked=0,
@@ -189,3 +191,10 @@ def test_acks_of_an_older_consumer_generation_are_not_counted() -> None:
     assert skipped_after_rebalance.acked and current.acked
     assert consumer._acked[_tp(0)] == [1851]  # 1852 waits for its re-delivered copy
     assert consumer._unacked_messages == set()
+
+    flow["active"] = False  # a rebalance started: streams skip their buffered messages
+    skipped_while_suspended = message(1853, generation=3)
+    assert Consumer.ack(consumer, skipped_while_suspended) is False
+    flow["active"] = True
+    assert Consumer.ack(consumer, message(1852, generation=3)) is True
+    assert consumer._acked[_tp(0)] == [1851, 1852]
