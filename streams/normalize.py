@@ -806,14 +806,15 @@ _IDENTIFIER_LOCK = threading.Lock()
 
 
 def _identifier() -> Any:
-    """py3langid's full model with probabilities, loaded once per process."""
+    """py3langid's full model with probabilities, loaded once per process (``langid_model``:
+    the same scores, computed faster)."""
     global _IDENTIFIER
     if _IDENTIFIER is None:
         with _IDENTIFIER_LOCK:
             if _IDENTIFIER is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+                from .langid_model import load_identifier
 
-                _IDENTIFIER = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                _IDENTIFIER = load_identifier()
     return _IDENTIFIER
 
 
