@@ -11,7 +11,7 @@ Same results, bit for bit, as ``py3langid.langid.LanguageIdentifier`` with ``nor
   are summed in the same order;
 * the score table is stored as float32, not float16: numpy converted every gathered float16
   row to float32 before the product anyway (exact), so the products are equal, without the
-  conversion (+28 MB: 100k features x 142 languages).
+  conversion (+28 MB: 100k features x 142 languages); rows are gathered with ``np.take``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,13 @@ class FastLanguageIdentifier(LanguageIdentifier):  # type: ignore[misc]
         features = self._codes_out[states]
         features = features[features >= 0]
         return Counter(features.tolist()) if features.size else None
+
+    def _sparse_score(self, visits: Counter[int], table: Any) -> Any:
+        """py3langid's ``_sparse_score`` with ``np.take`` for the row gather (faster than fancy
+        indexing, the same rows)."""
+        idx = np.fromiter(visits.keys(), dtype=np.intp, count=len(visits))
+        counts = np.fromiter(visits.values(), dtype=np.float32, count=len(visits))
+        return np.log1p(counts) @ np.take(table, idx, axis=0) + self.nb_pc
 
     def _raw_score(self, text: bytes) -> Any:
         visits = self.visit_counts(text)
