@@ -643,6 +643,12 @@ def analysis_text(analysis: _SentenceAnalysis) -> str:
     return analysis.text
 
 
+def _after_last_of(text: str, end: int, chars: str) -> int:
+    """The position just after the last of ``chars`` in ``text[:end]`` (0 when there is none):
+    where a backward walk from ``end`` that stops after one of ``chars`` ends, in C."""
+    return max(text.rfind(ch, 0, end) for ch in chars) + 1
+
+
 def _in_quote(quotes: Sequence[tuple[int, int]], pos: int) -> bool:
     return any(s <= pos < e for s, e in quotes)
 
@@ -1179,9 +1185,7 @@ def _is_future(
         )
     window = range(max(0, trig.token_start - MODALITY_WINDOW), trig.token_start)
     # A modal cue counts only within its own clause: stop at a comma or a quote boundary.
-    clause_start = trig.start
-    while clause_start > 0 and text[clause_start - 1] not in ',;:—–«“"(':
-        clause_start -= 1
+    clause_start = _after_last_of(text, trig.start, ',;:—–«“"(')
     inchoative = cue_tok.get("inchoative", set())
     for name in ("future", "modal"):
         for cs, _, ts, te in analysis.cues[name]:
@@ -1318,9 +1322,7 @@ def _assign_roles(
         clause_start = max(
             (s for s, _, _, _ in analysis.cues["complementizer"] if s < trig.start), default=-10
         )
-        comma = trig.start
-        while comma > 0 and analysis_text(analysis)[comma - 1] not in ",;":
-            comma -= 1
+        comma = _after_last_of(analysis_text(analysis), trig.start, ",;")
         before = (
             [a for a in involved if clause_start < a.start < trig.start and a.start >= comma]
             or [a for a in involved if clause_start < a.start < trig.start]
