@@ -287,16 +287,24 @@ def _match_rest(
     words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], pos: int
 ) -> int | None:
     """Where a pattern whose first word matched just before ``pos`` ends (None: no match)."""
-    for stem_, exact, gap in words[1:]:
-        limit = pos + (5 if gap else 1)
-        found = None
-        for j in range(pos, min(limit, len(lowered))):
-            if _word_ok(lowered[j], stem_, exact):
-                found = j
+    size = len(lowered)
+    for k in range(1, len(words)):
+        stem_, exact, gap = words[k]
+        if not gap:  # the next word (most patterns): no scan
+            if pos >= size:
+                return None
+            word = lowered[pos]
+            if not (word == stem_ if exact else word.startswith(stem_)):
+                return None
+            pos += 1
+            continue
+        for j in range(pos, min(pos + 5, size)):
+            word = lowered[j]
+            if word == stem_ if exact else word.startswith(stem_):
+                pos = j + 1
                 break
-        if found is None:
+        else:
             return None
-        pos = found + 1
     return pos
 
 
