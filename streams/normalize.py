@@ -676,8 +676,9 @@ def _filter_lines(lines: list[str], main_script: str) -> list[str]:
         line = _cut_inline(line, rules)
         if not line or (not _HAS_LETTER.search(line) and not _is_dateline(line)):
             continue
-        key = " ".join(_ALNUM.findall(line.casefold()))
-        if len(key.split()) >= 4:
+        key_words = _ALNUM.findall(line.casefold())
+        key = " ".join(key_words)
+        if len(key_words) >= 4:
             if key in seen:
                 continue
             seen.add(key)
@@ -1238,11 +1239,9 @@ def _with_year(when: datetime, year: int) -> datetime | None:
 # ============================================================================================
 # Content hash
 # ============================================================================================
-_NOT_WORD = re.compile(r"[\W_]+")
-
-
 def content_hash(text: str) -> str:
     """sha1 (hex) of the text casefolded, punctuation stripped and whitespace collapsed."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    words = _NOT_WORD.sub(" ", folded).split()
+    # the runs of word characters other than '_': what splitting at runs of [\W_] leaves
+    words = _ALNUM.findall(folded)
     return hashlib.sha1(" ".join(words).encode("utf-8", "surrogatepass")).hexdigest()
