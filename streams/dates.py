@@ -103,9 +103,12 @@ def _patterns(lang: str) -> _LangPatterns:
     wb = "" if cjk else r"\b"
     regexes: list[tuple[str, re.Pattern[str]]] = []
     # Numeric forms shared by every language.
-    regexes.append(("iso", re.compile(r"(?<![\d.])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?![\d])")))
+    # The numeric patterns start with their first digit and look behind it from the second
+    # ("\d(?<![\d.]\d)" = "(?<![\d.])\d", "\d(?<!\w\d)" = "\b\d"): the same matches, but
+    # the regex engine can then skip ahead to the next digit instead of trying every position.
+    regexes.append(("iso", re.compile(r"(\d(?<![\d.]\d)\d{3})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")))
     dmy_kind = "mdy" if lang == "en" else "dmy"
-    regexes.append((dmy_kind, re.compile(r"(?<![\d.])(\d{1,2})[./](\d{1,2})[./](\d{4})(?!\d)")))
+    regexes.append((dmy_kind, re.compile(r"(\d(?<![\d.]\d)\d?)[./](\d{1,2})[./](\d{4})(?!\d)")))
     if cjk:
         regexes.append(
             ("cjk_full", re.compile(r"(\d{4})\s*[년年]\s*(\d{1,2})\s*[월月]\s*(\d{1,2})\s*[일日]"))
@@ -130,7 +133,7 @@ def _patterns(lang: str) -> _LangPatterns:
             (
                 "range_day_month",
                 re.compile(
-                    rf"\b(?P<d>\d{{1,2}})(?:-?(?:го|е|ого|er|\.))?\s*(?:[-–—]|по|до|і|и|and|to|au|bis|à)\s*"
+                    rf"(?P<d>\d(?<!\w\d)\d?)(?:-?(?:го|е|ого|er|\.))?\s*(?:[-–—]|по|до|і|и|and|to|au|bis|à)\s*"
                     rf"\d{{1,2}}(?:-?(?:го|е|ого|er|\.))?\s+{m}\b(?:,?\s+{yr})?",
                     flags,
                 ),
@@ -140,7 +143,7 @@ def _patterns(lang: str) -> _LangPatterns:
             (
                 "day_month",
                 re.compile(
-                    rf"\b(?P<d>\d{{1,2}})(?:-?(?:го|е|ого|er|st|nd|rd|th|\.))?\s+(?:of\s+)?{m}\b"
+                    rf"(?P<d>\d(?<!\w\d)\d?)(?:-?(?:го|е|ого|er|st|nd|rd|th|\.))?\s+(?:of\s+)?{m}\b"
                     rf"(?:,?\s+{yr})?",
                     flags,
                 ),
@@ -167,7 +170,7 @@ def _patterns(lang: str) -> _LangPatterns:
             (
                 "year",
                 re.compile(
-                    rf"(?<![\w\-–/.,])((?:1[89]|20)\d\d)(?:-?(?:а|ата|ий|го|м|ом|ту|те|ых))?{year_suffix}(?![\w\-/.]\d)",
+                    rf"((?:1[89]|20)(?<![\w\-–/.,]\d\d)\d\d)(?:-?(?:а|ата|ий|го|м|ом|ту|те|ых))?{year_suffix}(?![\w\-/.]\d)",
                     flags,
                 ),
             )

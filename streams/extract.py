@@ -287,16 +287,24 @@ def _match_rest(
     words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], pos: int
 ) -> int | None:
     """Where a pattern whose first word matched just before ``pos`` ends (None: no match)."""
-    for stem_, exact, gap in words[1:]:
-        limit = pos + (5 if gap else 1)
-        found = None
-        for j in range(pos, min(limit, len(lowered))):
-            if _word_ok(lowered[j], stem_, exact):
-                found = j
+    size = len(lowered)
+    for k in range(1, len(words)):
+        stem_, exact, gap = words[k]
+        if not gap:  # the next word (most patterns): no scan
+            if pos >= size:
+                return None
+            word = lowered[pos]
+            if not (word == stem_ if exact else word.startswith(stem_)):
+                return None
+            pos += 1
+            continue
+        for j in range(pos, min(pos + 5, size)):
+            word = lowered[j]
+            if word == stem_ if exact else word.startswith(stem_):
+                pos = j + 1
                 break
-        if found is None:
+        else:
             return None
-        pos = found + 1
     return pos
 
 
@@ -693,6 +701,12 @@ def _analyse(text: str, lang: str) -> _SentenceAnalysis:
 
 def analysis_text(analysis: _SentenceAnalysis) -> str:
     return analysis.text
+
+
+def _after_last_of(text: str, end: int, chars: str) -> int:
+    """The position just after the last of ``chars`` in ``text[:end]`` (0 when there is none):
+    where a backward walk from ``end`` that stops after one of ``chars`` ends, in C."""
+    return max(text.rfind(ch, 0, end) for ch in chars) + 1
 
 
 def _in_quote(quotes: Sequence[tuple[int, int]], pos: int) -> bool:
@@ -1323,9 +1337,7 @@ def _is_future(
         )
     window = range(max(0, trig.token_start - MODALITY_WINDOW), trig.token_start)
     # A modal cue counts only within its own clause: stop at a comma or a quote boundary.
-    clause_start = trig.start
-    while clause_start > 0 and text[clause_start - 1] not in ',;:—–«“"(':
-        clause_start -= 1
+    clause_start = _after_last_of(text, trig.start, ',;:—–«“"(')
     inchoative = cue_tok.get("inchoative", set())
     for name in ("future", "modal"):
         for cs, _, ts, te in analysis.cues[name]:
@@ -1462,9 +1474,7 @@ def _assign_roles(
         clause_start = max(
             (s for s, _, _, _ in analysis.cues["complementizer"] if s < trig.start), default=-10
         )
-        comma = trig.start
-        while comma > 0 and analysis_text(analysis)[comma - 1] not in ",;":
-            comma -= 1
+        comma = _after_last_of(analysis_text(analysis), trig.start, ",;")
         before = (
             [a for a in involved if clause_start < a.start < trig.start and a.start >= comma]
             or [a for a in involved if clause_start < a.start < trig.start]

@@ -111,6 +111,16 @@ class Token(NamedTuple):
 
 def tokenize(text: str) -> list[Token]:
     """Words (``\\w+``) with offsets; hyphens and apostrophes separate words."""
+    return list(_tokens(text))
+
+
+_SENTENCE_CACHE_SIZE = 512
+"""Texts whose tokens and gazetteer matches are kept: the sentences of the last articles, so
+that enrichment (and a repeated sentence) finds what extraction just computed."""
+
+
+@lru_cache(maxsize=_SENTENCE_CACHE_SIZE)
+def _tokens(text: str) -> tuple[Token, ...]:
     tokens: list[Token] = []
     append = tokens.append
     new = tuple.__new__  # Token(...) without the Python-level __new__ of a NamedTuple
@@ -121,7 +131,7 @@ def tokenize(text: str) -> list[Token]:
         if (word == "s" or word == "S") and start > 0 and text[start - 1] in "'’":
             continue
         append(new(Token, (word, start, end)))
-    return tokens
+    return tuple(tokens)
 
 
 @lru_cache(maxsize=4)
@@ -265,6 +275,7 @@ class Gazetteer:
         self.surnames: list[SurnameGroup] = []
         self._aliases: dict[str, list[tuple[str, AliasTarget]]] = {}
         self._indexes: dict[str, _Index] = {}
+        self._matches = lru_cache(maxsize=_SENTENCE_CACHE_SIZE)(self._match_text)
         self._load_actors(actors_data)
         self._load_places(places_data)
 
@@ -357,11 +368,20 @@ class Gazetteer:
     def match(
         self, text: str, lang: str, tokens: Sequence[Token] | None = None
     ) -> list[GazetteerMatch]:
-        """All alias matches in ``text`` (longest match wins, no overlaps), in text order."""
+        """All alias matches in ``text`` (longest match wins, no overlaps), in text order.
+        ``tokens``: ``tokenize(text)`` when the caller has it (other tokens are matched as given,
+        uncached)."""
+        if tokens is not None and lang not in SUBSTRING_LANGS and list(tokens) != tokenize(text):
+            return self._match_tokens(text, lang, list(tokens))
+        return list(self._matches(text, lang))
+
+    def _match_text(self, text: str, lang: str) -> tuple[GazetteerMatch, ...]:
+        return tuple(self._match_tokens(text, lang, tokenize(text)))
+
+    def _match_tokens(self, text: str, lang: str, toks: list[Token]) -> list[GazetteerMatch]:
         index = self._index(lang)
         if lang in SUBSTRING_LANGS:
             return self._match_substrings(text, index)
-        toks = list(tokens) if tokens is not None else tokenize(text)
         keys: list[frozenset[str] | None] = [None] * len(toks)
 
         def keys_at(i: int) -> frozenset[str]:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 from schemas.models import CleanArticle, PublishedSource, RawArticle
@@ -330,6 +332,10 @@ class _Boilerplate:
     line_patterns: re.Pattern[str]
     author_box: re.Pattern[str]
     inline_patterns: re.Pattern[str]
+    line_start: re.Pattern[str]
+    """The ``line_patterns`` that begin with '^', as one pattern tried at the line's start only."""
+    line_anywhere: re.Pattern[str]
+    """The other ``line_patterns``, searched: together the same verdict as ``line_patterns``."""
 
 
 def _phrase_alternation(phrases: Iterable[str]) -> str:
@@ -340,6 +346,23 @@ def _phrase_alternation(phrases: Iterable[str]) -> str:
             body += r"(?![^\W\d_])"
         parts.append(body)
     return "|".join(parts)
+
+
+def _anchored_and_free(patterns: Sequence[str], flags: int) -> tuple[list[str], list[str]]:
+    """Split regexes into those anchored at the start ('^...' without a top-level '|') and the
+    rest: an anchored one can only match at position 0, so searching it further is wasted."""
+    anchored: list[str] = []
+    free: list[str] = []
+    for pattern in patterns:
+        items = sre_parse.parse(pattern, flags).data
+        starts = bool(items) and items[0] == (sre_constants.AT, sre_constants.AT_BEGINNING)
+        (anchored if starts else free).append(pattern)
+    return anchored, free
+
+
+def _alternation(patterns: Sequence[str], flags: int) -> re.Pattern[str]:
+    """One pattern matching where any of ``patterns`` does ('(?!)', never, for none)."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)", flags)
 
 
 def _flatten(section: Any) -> list[str]:
@@ -355,6 +378,8 @@ def _boilerplate() -> _Boilerplate:
     credits = _phrase_alternation(_flatten(data.get("credits")))
     flags = re.IGNORECASE
     trending = _phrase_alternation(_flatten(data.get("trending")))
+    junk_lines = _flatten(data.get("line_patterns")) + _flatten(data.get("author_boxes"))
+    line_start, line_anywhere = _anchored_and_free(junk_lines, flags)
     return _Boilerplate(
         prefix=re.compile(
             rf"^(?:(?P<trend>{trending})|(?P<link>{links})|(?P<credit>{credits}))", flags
@@ -375,6 +400,8 @@ def _boilerplate() -> _Boilerplate:
         inline_patterns=re.compile(
             "|".join(f"(?:{p})" for p in _flatten(data.get("inline_patterns")))
         ),
+        line_start=_alternation(line_start, flags),
+        line_anywhere=_alternation(line_anywhere, flags),
     )
 
 
@@ -649,8 +676,9 @@ def _filter_lines(lines: list[str], main_script: str) -> list[str]:
         line = _cut_inline(line, rules)
         if not line or (not _HAS_LETTER.search(line) and not _is_dateline(line)):
             continue
-        key = " ".join(_ALNUM.findall(line.casefold()))
-        if len(key.split()) >= 4:
+        key_words = _ALNUM.findall(line.casefold())
+        key = " ".join(key_words)
+        if len(key_words) >= 4:
             if key in seen:
                 continue
             seen.add(key)
@@ -674,7 +702,7 @@ def _is_junk_line(
         (prefix.group("link") and size < 300) or (prefix.group("credit") and size < 200)
     ):
         return True
-    if size < 300 and rules.line_patterns.search(line):
+    if size < 300 and (rules.line_start.match(line) or rules.line_anywhere.search(line)):
         return True
     if _is_byline(line):
         return True
@@ -806,14 +834,15 @@ _IDENTIFIER_LOCK = threading.Lock()
 
 
 def _identifier() -> Any:
-    """py3langid's full model with probabilities, loaded once per process."""
+    """py3langid's full model with probabilities, loaded once per process (``langid_model``:
+    the same scores, computed faster)."""
     global _IDENTIFIER
     if _IDENTIFIER is None:
         with _IDENTIFIER_LOCK:
             if _IDENTIFIER is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+                from .langid_model import load_identifier
 
-                _IDENTIFIER = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                _IDENTIFIER = load_identifier()
     return _IDENTIFIER
 
 
@@ -1210,11 +1239,9 @@ def _with_year(when: datetime, year: int) -> datetime | None:
 # ============================================================================================
 # Content hash
 # ============================================================================================
-_NOT_WORD = re.compile(r"[\W_]+")
-
-
 def content_hash(text: str) -> str:
     """sha1 (hex) of the text casefolded, punctuation stripped and whitespace collapsed."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    words = _NOT_WORD.sub(" ", folded).split()
+    # the runs of word characters other than '_': what splitting at runs of [\W_] leaves
+    words = _ALNUM.findall(folded)
     return hashlib.sha1(" ".join(words).encode("utf-8", "surrogatepass")).hexdigest()
