@@ -10,7 +10,7 @@ seasons) lives in ``data/dates.yaml`` so that a language is a data change.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date as _date
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -65,6 +65,8 @@ class DateExpression:
     relative: str | None = None
     season: str | None = None
     last: bool = False
+    #: The start of a range of two dates ("с 17 по 19 июня"): bounded, not "since".
+    is_range: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ class _LangPatterns:
     #: skips the per-phrase passes (which find the same matches one phrase at a time).
     any_relative: re.Pattern[str] | None = None
     any_season: re.Pattern[str] | None = None
+    #: The gap joining the two dates of a range ("to", "по", "부터"): one expression, its start.
+    range_join: re.Pattern[str] | None = None
 
 
 def _alt(fragments: list[str]) -> str:
@@ -200,6 +204,7 @@ def _patterns(lang: str) -> _LangPatterns:
         season_last=season_last,
         any_relative=_any_of([regex for regex, _ in relative_lookup], flags),
         any_season=_any_of([regex for regex, _ in season_lookup], flags),
+        range_join=re.compile(spec["range_join"], flags) if spec.get("range_join") else None,
     )
 
 
@@ -278,7 +283,31 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
         for match in regex.finditer(sentence):
             add(DateExpression(match.start(), match.end(), "relative", relative=meaning))
     found.sort(key=lambda e: e.start)
+    if patterns.range_join is not None and len(found) > 1:
+        found = _join_ranges(sentence, found, patterns.range_join)
     return found
+
+
+def _join_ranges(
+    sentence: str, found: list[DateExpression], join: re.Pattern[str]
+) -> list[DateExpression]:
+    """A range of two dates ("from June 18 to June 20", "이날부터 19일까지") is one
+    expression, dated by its start: an event spanning it began then."""
+    out: list[DateExpression] = [found[0]]
+    for expr in found[1:]:
+        prev = out[-1]
+        if prev.end <= expr.start and join.fullmatch(sentence, prev.end, expr.start):
+            start = replace(prev, end=expr.end, is_range=True)
+            if prev.kind == "day_month" and expr.kind == "full" and expr.year and expr.month:
+                # "18 June to 20 June 2024"; "30 December to 2 January 2024" starts in 2023
+                year = expr.year - 1 if (prev.month or 0) > expr.month else expr.year
+                start = replace(start, kind="full", year=year)
+            elif prev.kind == "day" and expr.kind in ("day_month", "full"):
+                start = replace(start, kind=expr.kind, month=expr.month, year=expr.year)
+            out[-1] = start
+        else:
+            out.append(expr)
+    return out
 
 
 def _expression_from_match(
@@ -331,9 +360,10 @@ def _expression_from_match(
         day = int(groups["d"])
         if not _valid(year, month, day):
             return None
+        ranged = kind == "range_day_month"
         if year is not None:
-            return DateExpression(start, end, "full", year, month, day)
-        return DateExpression(start, end, "day_month", month=month, day=day)
+            return DateExpression(start, end, "full", year, month, day, is_range=ranged)
+        return DateExpression(start, end, "day_month", month=month, day=day, is_range=ranged)
     if kind == "month_year":
         return DateExpression(start, end, "month_year", year=year, month=month)
     if kind == "month":

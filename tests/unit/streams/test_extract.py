@@ -622,3 +622,15 @@ def test_a_treaty_replaced_by_another_is_a_new_signing(lang: str, text: str) -> 
 )
 def test_a_person_replaced_by_another_is_no_signing(lang: str, text: str) -> None:
     assert events(text, lang) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "Putin visited North Korea from June 17 to June 19."),
+        ("ko", "푸틴 대통령은 17일부터 19일까지 북한을 방문했다."),
+    ],
+)
+def test_a_visit_over_a_range_of_days_is_dated_by_its_first_day(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date) for m in got] == [("042", "2024-06-17")]
