@@ -668,6 +668,57 @@ def anchor_partial(partial: str, anchor: _date) -> ResolvedDate | None:
     return ResolvedDate(_fmt_day(best), "day", "anchored")
 
 
+#: How far after "the Nth anniversary" the date of the event it commemorates may stand.
+ANNIVERSARY_REACH = 120
+_SENTENCE_END = re.compile(r"(?<!\d)[.!?](?=\s|$)|\n")  # "5. Juli" is no sentence end
+
+
+@lru_cache(maxsize=64)
+def _anniversary_patterns(
+    lang: str,
+) -> tuple[re.Pattern[str] | None, tuple[tuple[re.Pattern[str], int], ...]]:
+    spec: dict[str, Any] = _load()["languages"].get(lang) or {}
+    pattern = spec.get("anniversary")
+    if not pattern:
+        return None, ()
+    flags = re.IGNORECASE | re.UNICODE
+    ordinals = tuple(
+        (re.compile(str(stem), flags), int(n))
+        for stem, n in (spec.get("anniversary_ordinals") or {}).items()
+    )
+    return re.compile(str(pattern), flags), ordinals
+
+
+def anniversary_anchor(text: str, lang: str) -> tuple[_date, DatePrecision] | None:
+    """When an undated text was written, from "the Nth anniversary" of an event it dates
+    ("в контексті першої річниці підписання угоди у червні 2024 року", "the 80th anniversary of
+    the liberation in August 1945"): N years after that event — the last day of that month
+    (precision month) or of that year (precision year). None without such a phrase."""
+    regex, ordinals = _anniversary_patterns(lang)
+    if regex is None:
+        return None
+    for match in regex.finditer(text):
+        number = match.groupdict().get("n") or match.groupdict().get("m")
+        years = int(number) if number else 0
+        word = match.groupdict().get("o")
+        if word:
+            years = next((n for stem, n in ordinals if stem.match(word)), 0)
+        if not 0 < years <= 300:
+            continue
+        window = text[match.end() : match.end() + ANNIVERSARY_REACH]
+        end = _SENTENCE_END.search(window)  # the commemorated event's date is in this sentence
+        window = window[: end.start()] if end else window
+        for expr in find_date_expressions(window, lang):
+            if expr.year is None or expr.kind not in ("full", "month_year", "year"):
+                continue
+            year = expr.year + years
+            if expr.month:
+                following = _date(year + (expr.month == 12), expr.month % 12 + 1, 1)
+                return following - timedelta(days=1), "month"
+            return _date(year, 12, 31), "year"
+    return None
+
+
 def resolve_event_date(
     sentence: str,
     lang: str,

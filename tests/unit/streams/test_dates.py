@@ -200,3 +200,19 @@ def test_two_dates_not_joined_as_a_range_stay_apart() -> None:
         ("그는 17일 도착했고 19일 회담했다.", "ko"),
     ]:
         assert len(find_date_expressions(sentence, lang)) == 2, sentence
+
+
+def test_the_anniversary_of_a_dated_event_tells_when_a_text_was_written() -> None:
+    from streams.dates import anniversary_anchor
+
+    assert anniversary_anchor("ahead of the 80th anniversary of the liberation in August 1945",
+                              "en") == (date(2025, 8, 31), "month")
+    assert anniversary_anchor("к 75-летию начала войны в 1950 году", "ru") == (
+        date(2025, 12, 31), "year")
+    assert anniversary_anchor("zum zehnten Jahrestag des Vertrags vom Juli 2014", "de") == (
+        date(2024, 7, 31), "month")
+    assert anniversary_anchor("zum Jahrestag des Vertrags vom Juli 2014", "de") is None
+    assert anniversary_anchor("zum 10. Jahrestag des Vertrags vom 5. Juli 2014", "de") == (
+        date(2024, 7, 31), "month")
+    # the year must stand in the anniversary's own sentence
+    assert anniversary_anchor("the first anniversary of the treaty. It was 2024.", "en") is None

@@ -634,3 +634,29 @@ def test_a_person_replaced_by_another_is_no_signing(lang: str, text: str) -> Non
 def test_a_visit_over_a_range_of_days_is_dated_by_its_first_day(lang: str, text: str) -> None:
     got = events(text, lang)
     assert [(m.cameo_code, m.date) for m in got] == [("042", "2024-06-17")]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("uk", "Лавров відвідав Пхеньян. Візит відбувається напередодні першої річниці підписання "
+         "договору між Росією та КНДР у червні 2024 року."),
+        ("ru", "Лавров посетил Пхеньян. Визит приурочен к первой годовщине подписания договора "
+         "между Россией и КНДР в июне 2024 года."),
+        ("en", "Lavrov visited Pyongyang. The trip comes ahead of the first anniversary of the "
+         "treaty Russia and North Korea signed in June 2024."),
+        ("bg", "Лавров посети Пхенян. Посещението съвпада с първата годишнина от подписването на "
+         "договора между Русия и КНДР през юни 2024 г."),
+    ],
+)
+def test_an_undated_article_is_dated_by_the_anniversary_it_marks(lang: str, text: str) -> None:
+    got = [m for m in events(text, lang, None) if m.cameo_code == "042"]
+    assert [(m.date, m.date_precision) for m in got] == [("2025-06", "month")]
+
+
+def test_an_anniversary_without_the_year_of_its_event_dates_nothing() -> None:
+    for lang, text in [
+        ("en", "Lavrov visited Pyongyang. The trip comes ahead of the anniversary of the treaty."),
+        ("ru", "Лавров посетил Пхеньян. Визит приурочен к годовщине подписания договора."),
+    ]:
+        assert events(text, lang, None) == [], text
