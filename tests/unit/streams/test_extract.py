@@ -660,3 +660,33 @@ def test_an_anniversary_without_the_year_of_its_event_dates_nothing() -> None:
         ("ru", "Лавров посетил Пхеньян. Визит приурочен к годовщине подписания договора."),
     ]:
         assert events(text, lang, None) == [], text
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("uk", "Секретар Ради безпеки Росії Сергій Шойгу у вівторок прибув до Пхеньяна."),
+        ("ru", "Заместитель председателя Совета безопасности России Дмитрий Медведев во вторник "
+         "прибыл в Пхеньян."),
+        ("en", "Russian Security Council Secretary Sergei Shoigu arrived in Pyongyang on Tuesday."),
+        ("de", "Der Sekretär des russischen Sicherheitsrates Sergej Schoigu traf am Dienstag in "
+         "Pjöngjang ein."),
+    ],
+)
+def test_russias_own_security_council_is_not_the_uns(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.source_actor, m.date) for m in got] == [
+        ("042", "RUSGOV", "2024-06-18")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "The UN Security Council on Tuesday condemned North Korea for supplying weapons "
+         "to Russia."),
+        ("ru", "Совет Безопасности ООН во вторник осудил КНДР за поставки оружия России."),
+    ],
+)
+def test_the_un_security_council_stays_the_un(lang: str, text: str) -> None:
+    assert [m.source_actor for m in events(text, lang)] == ["UNO"]
