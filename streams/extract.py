@@ -871,7 +871,14 @@ def _sentence_events(
     own_exprs = [x for x in expressions if x not in report_exprs]
     speaker = _find_speaker(text, analysis, actors, state)
     candidates: list[_Candidate] = []
-    own_exprs = [x for x in own_exprs if not _SINCE_RE.search(text[max(0, x.start - 12) : x.start])]
+    # "с 17 по 19 июня" is a bounded stay, not "since" — in a dated article; an undated one's
+    # yearless range would float, and the timeline's anchoring does not yet check the year.
+    own_exprs = [
+        x
+        for x in own_exprs
+        if (x.is_range and anchor is not None)
+        or not _SINCE_RE.search(text[max(0, x.start - 12) : x.start])
+    ]
     assigned = _assign_dates(triggers, own_exprs, lang in SUBSTRING_LANGS)
     sentence_dates: list[ResolvedDate] = []
     criticism_end = -1

@@ -627,6 +627,8 @@ def test_a_person_replaced_by_another_is_no_signing(lang: str, text: str) -> Non
 @pytest.mark.parametrize(
     ("lang", "text"),
     [
+        ("ru", "Путин посетил КНДР с 17 по 19 июня."),
+        ("uk", "Путін відвідав КНДР з 17 по 19 червня."),
         ("en", "Putin visited North Korea from June 17 to June 19."),
         ("ko", "푸틴 대통령은 17일부터 19일까지 북한을 방문했다."),
     ],
@@ -690,3 +692,9 @@ def test_russias_own_security_council_is_not_the_uns(lang: str, text: str) -> No
 )
 def test_the_un_security_council_stays_the_un(lang: str, text: str) -> None:
     assert [m.source_actor for m in events(text, lang)] == ["UNO"]
+
+
+def test_a_since_date_is_still_no_date_of_the_event() -> None:
+    # "с 17 июня" alone frames an ongoing state: the visit is dated by publication
+    got = events("Путин с 17 июня посетил КНДР.", "ru")
+    assert [(m.cameo_code, m.date) for m in got] == [("042", "2024-06-20")]
