@@ -296,7 +296,11 @@ def _join_ranges(
     out: list[DateExpression] = [found[0]]
     for expr in found[1:]:
         prev = out[-1]
-        if prev.end <= expr.start and join.fullmatch(sentence, prev.end, expr.start):
+        if (
+            prev.end <= expr.start
+            and expr.kind not in ("weekday", "relative", "season")  # "June 19 — Tuesday's talks"
+            and join.fullmatch(sentence, prev.end, expr.start)
+        ):
             start = replace(prev, end=expr.end, is_range=True)
             if prev.kind == "day_month" and expr.kind == "full" and expr.year and expr.month:
                 # "18 June to 20 June 2024"; "30 December to 2 January 2024" starts in 2023

@@ -198,6 +198,8 @@ def test_two_dates_not_joined_as_a_range_stay_apart() -> None:
         ("Он прилетел 17 июня, а 19 июня провёл переговоры.", "ru"),
         ("He arrived on June 17 and held talks on June 19.", "en"),
         ("그는 17일 도착했고 19일 회담했다.", "ko"),
+        ("PYONGYANG, June 19 — Tuesday's arrival was late.", "en"),
+        ("ПХЕНЬЯН, 19 июня — Вторник начался с переговоров.", "ru"),
     ]:
         assert len(find_date_expressions(sentence, lang)) == 2, sentence
 
