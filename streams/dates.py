@@ -10,7 +10,7 @@ seasons) lives in ``data/dates.yaml`` so that a language is a data change.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date as _date
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -65,6 +65,8 @@ class DateExpression:
     relative: str | None = None
     season: str | None = None
     last: bool = False
+    #: The start of a range of two dates ("с 17 по 19 июня"): bounded, not "since".
+    is_range: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ class _LangPatterns:
     #: skips the per-phrase passes (which find the same matches one phrase at a time).
     any_relative: re.Pattern[str] | None = None
     any_season: re.Pattern[str] | None = None
+    #: The gap joining the two dates of a range ("to", "по", "부터"): one expression, its start.
+    range_join: re.Pattern[str] | None = None
 
 
 def _alt(fragments: list[str]) -> str:
@@ -203,6 +207,7 @@ def _patterns(lang: str) -> _LangPatterns:
         season_last=season_last,
         any_relative=_any_of([regex for regex, _ in relative_lookup], flags),
         any_season=_any_of([regex for regex, _ in season_lookup], flags),
+        range_join=re.compile(spec["range_join"], flags) if spec.get("range_join") else None,
     )
 
 
@@ -281,7 +286,35 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
         for match in regex.finditer(sentence):
             add(DateExpression(match.start(), match.end(), "relative", relative=meaning))
     found.sort(key=lambda e: e.start)
+    if patterns.range_join is not None and len(found) > 1:
+        found = _join_ranges(sentence, found, patterns.range_join)
     return found
+
+
+def _join_ranges(
+    sentence: str, found: list[DateExpression], join: re.Pattern[str]
+) -> list[DateExpression]:
+    """A range of two dates ("from June 18 to June 20", "이날부터 19일까지") is one
+    expression, dated by its start: an event spanning it began then."""
+    out: list[DateExpression] = [found[0]]
+    for expr in found[1:]:
+        prev = out[-1]
+        if (
+            prev.end <= expr.start
+            and expr.kind not in ("weekday", "relative", "season")  # "June 19 — Tuesday's talks"
+            and join.fullmatch(sentence, prev.end, expr.start)
+        ):
+            start = replace(prev, end=expr.end, is_range=True)
+            if prev.kind == "day_month" and expr.kind == "full" and expr.year and expr.month:
+                # "18 June to 20 June 2024"; "30 December to 2 January 2024" starts in 2023
+                year = expr.year - 1 if (prev.month or 0) > expr.month else expr.year
+                start = replace(start, kind="full", year=year)
+            elif prev.kind == "day" and expr.kind in ("day_month", "full"):
+                start = replace(start, kind=expr.kind, month=expr.month, year=expr.year)
+            out[-1] = start
+        else:
+            out.append(expr)
+    return out
 
 
 def _expression_from_match(
@@ -334,9 +367,10 @@ def _expression_from_match(
         day = int(groups["d"])
         if not _valid(year, month, day):
             return None
+        ranged = kind == "range_day_month"
         if year is not None:
-            return DateExpression(start, end, "full", year, month, day)
-        return DateExpression(start, end, "day_month", month=month, day=day)
+            return DateExpression(start, end, "full", year, month, day, is_range=ranged)
+        return DateExpression(start, end, "day_month", month=month, day=day, is_range=ranged)
     if kind == "month_year":
         return DateExpression(start, end, "month_year", year=year, month=month)
     if kind == "month":
@@ -639,6 +673,57 @@ def anchor_partial(partial: str, anchor: _date) -> ResolvedDate | None:
         return None
     best = min(options, key=lambda d: (abs((d - anchor).days), d))
     return ResolvedDate(_fmt_day(best), "day", "anchored")
+
+
+#: How far after "the Nth anniversary" the date of the event it commemorates may stand.
+ANNIVERSARY_REACH = 120
+_SENTENCE_END = re.compile(r"(?<!\d)[.!?](?=\s|$)|\n")  # "5. Juli" is no sentence end
+
+
+@lru_cache(maxsize=64)
+def _anniversary_patterns(
+    lang: str,
+) -> tuple[re.Pattern[str] | None, tuple[tuple[re.Pattern[str], int], ...]]:
+    spec: dict[str, Any] = _load()["languages"].get(lang) or {}
+    pattern = spec.get("anniversary")
+    if not pattern:
+        return None, ()
+    flags = re.IGNORECASE | re.UNICODE
+    ordinals = tuple(
+        (re.compile(str(stem), flags), int(n))
+        for stem, n in (spec.get("anniversary_ordinals") or {}).items()
+    )
+    return re.compile(str(pattern), flags), ordinals
+
+
+def anniversary_anchor(text: str, lang: str) -> tuple[_date, DatePrecision] | None:
+    """When an undated text was written, from "the Nth anniversary" of an event it dates
+    ("в контексті першої річниці підписання угоди у червні 2024 року", "the 80th anniversary of
+    the liberation in August 1945"): N years after that event — the last day of that month
+    (precision month) or of that year (precision year). None without such a phrase."""
+    regex, ordinals = _anniversary_patterns(lang)
+    if regex is None:
+        return None
+    for match in regex.finditer(text):
+        number = match.groupdict().get("n") or match.groupdict().get("m")
+        years = int(number) if number else 0
+        word = match.groupdict().get("o")
+        if word:
+            years = next((n for stem, n in ordinals if stem.match(word)), 0)
+        if not 0 < years <= 300:
+            continue
+        window = text[match.end() : match.end() + ANNIVERSARY_REACH]
+        end = _SENTENCE_END.search(window)  # the commemorated event's date is in this sentence
+        window = window[: end.start()] if end else window
+        for expr in find_date_expressions(window, lang):
+            if expr.year is None or expr.kind not in ("full", "month_year", "year"):
+                continue
+            year = expr.year + years
+            if expr.month:
+                following = _date(year + (expr.month == 12), expr.month % 12 + 1, 1)
+                return following - timedelta(days=1), "month"
+            return _date(year, 12, 31), "year"
+    return None
 
 
 def resolve_event_date(

@@ -45,6 +45,7 @@ from streams.dates import (
     FLOATING_YEAR,
     DateExpression,
     ResolvedDate,
+    anniversary_anchor,
     find_date_expressions,
     partial_date,
     resolve_expression,
@@ -813,6 +814,10 @@ def _publication_anchor(article: CleanArticle, lang: str) -> tuple[date | None, 
                 continue
             if candidate.weekday() == weekdays[0]:
                 return candidate, "text_weekday"
+    # "the first anniversary of the treaty signed in June 2024": written in June 2025.
+    found = anniversary_anchor(text, lang)
+    if found is not None:
+        return found[0], f"anniversary:{found[1]}"
     return None, "none"
 
 
@@ -880,7 +885,14 @@ def _sentence_events(
     own_exprs = [x for x in expressions if x not in report_exprs]
     speaker = _find_speaker(text, analysis, actors, state)
     candidates: list[_Candidate] = []
-    own_exprs = [x for x in own_exprs if not _SINCE_RE.search(text[max(0, x.start - 12) : x.start])]
+    # "с 17 по 19 июня" is a bounded stay, not "since" — in a dated article; an undated one's
+    # yearless range would float, and the timeline's anchoring does not yet check the year.
+    own_exprs = [
+        x
+        for x in own_exprs
+        if (x.is_range and anchor is not None)
+        or not _SINCE_RE.search(text[max(0, x.start - 12) : x.start])
+    ]
     assigned = _assign_dates(triggers, own_exprs, lang in SUBSTRING_LANGS)
     sentence_dates: list[ResolvedDate] = []
     criticism_end = -1
@@ -893,6 +905,10 @@ def _sentence_events(
             confirm_end = trig.end if confirm_end < 0 else confirm_end
     verb_roots = {t.spec.code[:2] for t in triggers if t.spec.pos == "verb"}
     month_only = anchor_source.endswith(":month")
+    year_only = anchor_source.endswith(":year")
+    # An anniversary fixes the year, not the day: a day and month the text gives stay days.
+    kept_days = ("absolute", "day_month") if anchor_source.startswith("anniversary") else (
+        "absolute",)
     process_start = _process_start(triggers, analysis, expressions, anchor, state)
     frame = process_start[0] if process_start is not None else (-1, -1)
     reported = bool(analysis.cues["speech"])
@@ -975,8 +991,14 @@ def _sentence_events(
             continue
         if spec.kind == "supply" and code.startswith("06") and _framed_as_aid(trig, analysis):
             code = "072"  # arms given as help (asked for, or to help a side): military aid
-        if month_only and resolved.precision == "day" and resolved.source != "absolute":
+        if month_only and resolved.precision == "day" and resolved.source not in kept_days:
             resolved = ResolvedDate(resolved.date[:7], "month", resolved.source + ":month_anchor")
+        elif (
+            year_only
+            and resolved.source not in kept_days
+            and (resolved.precision == "day" or resolved.source == "relative_month")
+        ):
+            resolved = ResolvedDate(resolved.date[:4], "year", resolved.source + ":year_anchor")
         if explicit and resolved.source not in ("published_fallback",):
             sentence_dates.append(resolved)
         event_day = resolved.first_day()

@@ -171,3 +171,50 @@ def test_partial_dates_without_publication_and_their_anchoring() -> None:
     assert anchor_partial("---30", anchor).date == "2024-12-30"  # type: ignore[union-attr]
     assert anchor_partial("-W-1", anchor).date == "2024-12-30"  # type: ignore[union-attr]
     assert anchor_partial("--11", anchor).date == "2024-11"  # type: ignore[union-attr]
+
+
+def test_a_range_of_two_dates_is_one_expression_dated_by_its_start() -> None:
+    cases = [
+        ("Делегация находилась в Пхеньяне с 17 июня по 19 июня.", "ru", "2024-06-17"),
+        ("The delegation stayed in Pyongyang from June 17 until June 19.", "en", "2024-06-17"),
+        ("Делегація перебувала в Пхеньяні з 17 червня до 19 червня.", "uk", "2024-06-17"),
+        ("La délégation est restée à Pyongyang du 17 juin au 19 juin.", "fr", "2024-06-17"),
+        ("대표단은 17일부터 19일까지 평양에 머물렀다.", "ko", "2024-06-17"),
+    ]
+    for sentence, lang, expected in cases:
+        found = find_date_expressions(sentence, lang)
+        assert len(found) == 1, sentence
+        got = r(sentence, lang)
+        assert got is not None and (got.date, got.precision) == (expected, "day"), sentence
+    # the year of the end date belongs to the start too (the year before across New Year)
+    (full,) = find_date_expressions("from 30 December to 2 January 2024", "en")
+    assert (full.kind, full.year, full.month, full.day) == ("full", 2023, 12, 30)
+    (full,) = find_date_expressions("vom 3. Juni bis zum 5. Juni 2024", "de")
+    assert (full.kind, full.year, full.month, full.day) == ("full", 2024, 6, 3)
+
+
+def test_two_dates_not_joined_as_a_range_stay_apart() -> None:
+    for sentence, lang in [
+        ("Он прилетел 17 июня, а 19 июня провёл переговоры.", "ru"),
+        ("He arrived on June 17 and held talks on June 19.", "en"),
+        ("그는 17일 도착했고 19일 회담했다.", "ko"),
+        ("PYONGYANG, June 19 — Tuesday's arrival was late.", "en"),
+        ("ПХЕНЬЯН, 19 июня — Вторник начался с переговоров.", "ru"),
+    ]:
+        assert len(find_date_expressions(sentence, lang)) == 2, sentence
+
+
+def test_the_anniversary_of_a_dated_event_tells_when_a_text_was_written() -> None:
+    from streams.dates import anniversary_anchor
+
+    assert anniversary_anchor("ahead of the 80th anniversary of the liberation in August 1945",
+                              "en") == (date(2025, 8, 31), "month")
+    assert anniversary_anchor("к 75-летию начала войны в 1950 году", "ru") == (
+        date(2025, 12, 31), "year")
+    assert anniversary_anchor("zum zehnten Jahrestag des Vertrags vom Juli 2014", "de") == (
+        date(2024, 7, 31), "month")
+    assert anniversary_anchor("zum Jahrestag des Vertrags vom Juli 2014", "de") is None
+    assert anniversary_anchor("zum 10. Jahrestag des Vertrags vom 5. Juli 2014", "de") == (
+        date(2024, 7, 31), "month")
+    # the year must stand in the anniversary's own sentence
+    assert anniversary_anchor("the first anniversary of the treaty. It was 2024.", "en") is None

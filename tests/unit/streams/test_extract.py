@@ -622,3 +622,79 @@ def test_a_treaty_replaced_by_another_is_a_new_signing(lang: str, text: str) -> 
 )
 def test_a_person_replaced_by_another_is_no_signing(lang: str, text: str) -> None:
     assert events(text, lang) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("ru", "Путин посетил КНДР с 17 по 19 июня."),
+        ("uk", "Путін відвідав КНДР з 17 по 19 червня."),
+        ("en", "Putin visited North Korea from June 17 to June 19."),
+        ("ko", "푸틴 대통령은 17일부터 19일까지 북한을 방문했다."),
+    ],
+)
+def test_a_visit_over_a_range_of_days_is_dated_by_its_first_day(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.date) for m in got] == [("042", "2024-06-17")]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("uk", "Лавров відвідав Пхеньян. Візит відбувається напередодні першої річниці підписання "
+         "договору між Росією та КНДР у червні 2024 року."),
+        ("ru", "Лавров посетил Пхеньян. Визит приурочен к первой годовщине подписания договора "
+         "между Россией и КНДР в июне 2024 года."),
+        ("en", "Lavrov visited Pyongyang. The trip comes ahead of the first anniversary of the "
+         "treaty Russia and North Korea signed in June 2024."),
+        ("bg", "Лавров посети Пхенян. Посещението съвпада с първата годишнина от подписването на "
+         "договора между Русия и КНДР през юни 2024 г."),
+    ],
+)
+def test_an_undated_article_is_dated_by_the_anniversary_it_marks(lang: str, text: str) -> None:
+    got = [m for m in events(text, lang, None) if m.cameo_code == "042"]
+    assert [(m.date, m.date_precision) for m in got] == [("2025-06", "month")]
+
+
+def test_an_anniversary_without_the_year_of_its_event_dates_nothing() -> None:
+    for lang, text in [
+        ("en", "Lavrov visited Pyongyang. The trip comes ahead of the anniversary of the treaty."),
+        ("ru", "Лавров посетил Пхеньян. Визит приурочен к годовщине подписания договора."),
+    ]:
+        assert events(text, lang, None) == [], text
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("uk", "Секретар Ради безпеки Росії Сергій Шойгу у вівторок прибув до Пхеньяна."),
+        ("ru", "Заместитель председателя Совета безопасности России Дмитрий Медведев во вторник "
+         "прибыл в Пхеньян."),
+        ("en", "Russian Security Council Secretary Sergei Shoigu arrived in Pyongyang on Tuesday."),
+        ("de", "Der Sekretär des russischen Sicherheitsrates Sergej Schoigu traf am Dienstag in "
+         "Pjöngjang ein."),
+    ],
+)
+def test_russias_own_security_council_is_not_the_uns(lang: str, text: str) -> None:
+    got = events(text, lang)
+    assert [(m.cameo_code, m.source_actor, m.date) for m in got] == [
+        ("042", "RUSGOV", "2024-06-18")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en", "The UN Security Council on Tuesday condemned North Korea for supplying weapons "
+         "to Russia."),
+        ("ru", "Совет Безопасности ООН во вторник осудил КНДР за поставки оружия России."),
+    ],
+)
+def test_the_un_security_council_stays_the_un(lang: str, text: str) -> None:
+    assert [m.source_actor for m in events(text, lang)] == ["UNO"]
+
+
+def test_a_since_date_is_still_no_date_of_the_event() -> None:
+    # "с 17 июня" alone frames an ongoing state: the visit is dated by publication
+    got = events("Путин с 17 июня посетил КНДР.", "ru")
+    assert [(m.cameo_code, m.date) for m in got] == [("042", "2024-06-20")]
