@@ -62,7 +62,7 @@ def _table(name: str) -> Any:
 dedupe_signatures = _table("dedupe-signatures")
 timeline_mentions = _table("timeline-mentions")
 timeline_reposts = _table("timeline-reposts")
-_derived: dict[str, dict[str, Any]] = {"exact": {}, "bands": {}, "index": {}, "entries": {}}
+_derived: dict[str, dict[Any, Any]] = {"exact": {}, "bands": {}, "index": {}, "entries": {}}
 
 EVICT_EVERY_S = 60.0
 REPAIR_READ_TIMEOUT_S = 45.0

@@ -4,12 +4,20 @@ State is three ``MutableMapping``s with string keys and JSON-friendly values, so
 agent can pass changelog-backed Faust tables and tests can pass dicts:
 
 * ``exact``: content hash → ``{"id", "ts"}`` of the first article with that text;
-* ``bands``: LSH band key → ``[{"id", "ts"}, ...]`` of unique articles in that bucket;
-* ``signatures``: article id → ``{"ts", "kind", "sig"}`` for a unique article (``sig`` is its
-  MinHash signature) or ``{"ts", "kind", "of", "sim"}`` for a duplicate: the verdict, kept so
-  that a replayed article gets the same answer.
+* ``bands``: LSH band key (an ``int``, :func:`lsh_band_keys`) → the id of the one unique article
+  in that bucket, or the list of their ids, oldest first, when there are several (the ingest
+  time of an id is its ``signatures`` record's);
+* ``signatures``: article id → ``{"ts", "kind", "sig", "hash", "banded"}`` for a unique article
+  (``sig`` is its MinHash signature, :func:`pack_signature`: 684 base64 characters; a list of
+  ints, as older records hold, is read too) or ``{"ts", "kind", "of", "sim"}`` for a duplicate: the
+  verdict, kept so that a replayed article gets the same answer.
 
 Values are always replaced, never mutated in place: a Faust table only sees ``table[k] = v``.
+The worker keeps only ``signatures`` in a changelog-backed table; ``exact`` and ``bands`` are
+derived from it in memory (:func:`rebuild_index`), hence their compact, non-JSON shapes: per
+unique article one 684-character signature string and 64 integer keys, most of them naming a
+bucket of one article (about 7 kB per article in all, was about 14 kB with signatures as lists
+of ints and band keys as strings of lists of dicts).
 
 Similarity is the Jaccard index of word bigram sets, estimated by MinHash (128 hash functions
 of the multiply-shift family over 32-bit shingle hashes: numpy, no per-process salt, so
@@ -26,13 +34,14 @@ tests/unit/streams/test_dedupe.py.
 
 from __future__ import annotations
 
-import operator
+import base64
+import binascii
 import re
 import zlib
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -51,11 +60,14 @@ __all__ = [
     "evict_older_than",
     "lsh_band_keys",
     "minhash_signature",
+    "pack_signature",
     "shingles",
+    "unpack_signature",
 ]
 
 VerdictKind = Literal["unique", "exact", "near"]
 
+Signature: TypeAlias = npt.NDArray[np.uint32]
 _MASK32 = 0xFFFFFFFF
 _EMPTY_SLOT = _MASK32
 _TOKEN = re.compile(r"\w+")
@@ -91,7 +103,7 @@ class DedupeState:
     """The three mappings the detector reads and writes (Faust tables or dicts)."""
 
     exact: MutableMapping[str, Any]
-    bands: MutableMapping[str, Any]
+    bands: MutableMapping[int, Any]
     signatures: MutableMapping[str, Any]
 
 
@@ -145,34 +157,93 @@ def minhash_signature(text: str, num_perm: int = 128, *, shingle_size: int = 2) 
     A text without words gets all-0xFFFFFFFF slots (it matches nothing but its copies).
     """
     values = shingles(text, shingle_size)
-    return _signature_of(values, num_perm)
-
-
-def _signature_of(values: npt.NDArray[np.uint64], num_perm: int) -> list[int]:
-    if values.size == 0:
-        return [_EMPTY_SLOT] * num_perm
-    a, b = _permutations(num_perm)
-    with np.errstate(over="ignore"):
-        hashed = (a * values.reshape(1, -1) + b) >> np.uint64(32)
-    mins: list[int] = hashed.min(axis=1).tolist()
+    mins: list[int] = _signature_of(values, num_perm).tolist()
     return mins
 
 
-def lsh_band_keys(signature: list[int], rows_per_band: int = 2) -> list[str]:
-    """One key per band of ``rows_per_band`` signature values: 'band:hex…'."""
-    template = "{}:" + "{:08x}" * rows_per_band
-    return [
-        template.format(band, *signature[start : start + rows_per_band])
-        for band, start in enumerate(range(0, len(signature) - rows_per_band + 1, rows_per_band))
-    ]
+def _signature_of(values: npt.NDArray[np.uint64], num_perm: int) -> Signature:
+    if values.size == 0:
+        empty: Signature = np.full(num_perm, _EMPTY_SLOT, dtype=np.uint32)
+        return empty
+    a, b = _permutations(num_perm)
+    with np.errstate(over="ignore"):
+        hashed = (a * values.reshape(1, -1) + b) >> np.uint64(32)
+    mins: Signature = hashed.min(axis=1).astype(np.uint32)
+    return mins
 
 
-def estimated_similarity(left: list[int], right: list[int]) -> float:
+_PACK_VERSION = b"\x01"
+
+
+def pack_signature(signature: Signature | list[int]) -> str:
+    """The stored form of a signature: base64 of a version byte (1) and the values as
+    little-endian uint32. For 128 values that is 513 bytes, a multiple of 3, so the text has no
+    padding and many signatures decode with one call on their concatenation."""
+    raw = _PACK_VERSION + np.asarray(signature, dtype="<u4").tobytes()
+    return base64.b64encode(raw).decode("ascii")
+
+
+def unpack_signature(stored: Any) -> Signature:
+    """A stored signature as an array: packed (:func:`pack_signature`) or a legacy int list."""
+    if isinstance(stored, str):
+        raw = binascii.a2b_base64(stored)
+        if raw[:1] != _PACK_VERSION:
+            raise ValueError(f"unknown signature format {raw[:1]!r}")
+        return np.frombuffer(raw, dtype="<u4", offset=1).astype(np.uint32)
+    return np.asarray(list(stored), dtype=np.uint32)
+
+
+def _unpack_many(stored: list[Any], width: int) -> npt.NDArray[np.uint32]:
+    """Stored signatures of ``width`` values as rows of one array (one base64 decode when they
+    are all packed and padding-free)."""
+    if all(isinstance(x, str) for x in stored) and (4 * width + 1) % 3 == 0:
+        raw = np.frombuffer(binascii.a2b_base64("".join(stored)), dtype=np.uint8)
+        rows = raw.reshape(len(stored), 4 * width + 1)
+        if bool((rows[:, 0] == _PACK_VERSION[0]).all()):
+            return rows[:, 1:].copy().view("<u4").astype(np.uint32)
+    return np.stack([unpack_signature(x) for x in stored])
+
+
+def lsh_band_keys(signature: Signature | list[int], rows_per_band: int = 2) -> list[int]:
+    """One key per band of ``rows_per_band`` signature values: the band number followed by the
+    values as 32-bit digits (``band << 64 | v0 << 32 | v1`` for two rows), so distinct bands
+    never share a key."""
+    values = np.asarray(signature, dtype=np.uint64)
+    n_bands = len(values) // rows_per_band
+    if n_bands == 0:
+        return []
+    rows = values[: n_bands * rows_per_band].reshape(n_bands, rows_per_band)
+    if rows_per_band <= 2:
+        combined: list[int] = (
+            rows[:, 0] if rows_per_band == 1 else (rows[:, 0] << np.uint64(32)) | rows[:, 1]
+        ).tolist()
+        shift = 32 * rows_per_band
+        return [(band << shift) | value for band, value in enumerate(combined)]
+    keys: list[int] = []
+    for band, row in enumerate(rows.tolist()):
+        key = band
+        for value in row:
+            key = (key << 32) | value
+        keys.append(key)
+    return keys
+
+
+def estimated_similarity(left: Signature | list[int], right: Signature | list[int]) -> float:
     """Share of equal slots of two signatures of the same length (estimated Jaccard)."""
-    if not left or len(left) != len(right):
+    if len(left) == 0 or len(left) != len(right):
         return 0.0
-    equal: int = sum(map(operator.eq, left, right))
+    equal = int(np.count_nonzero(np.asarray(left, dtype=np.uint32)
+                                 == np.asarray(right, dtype=np.uint32)))
     return equal / len(left)
+
+
+def _bucket_ids(bucket: Any) -> list[str]:
+    """The article ids of a band bucket: one id, or a list of ids."""
+    if not bucket:
+        return []
+    if isinstance(bucket, str):
+        return [bucket]
+    return list(bucket)
 
 
 # ============================================================================================
@@ -196,7 +267,8 @@ def check_and_remember(
         verdict = _verdict_from_record(seen)
         if not verdict.is_duplicate and seen.get("sig"):
             enough = shingles(article.text, config.shingle_size).size >= config.min_shingles
-            _remember_unique(state, article, list(seen["sig"]), float(seen["ts"]), enough, config)
+            _remember_unique(state, article, unpack_signature(seen["sig"]), float(seen["ts"]),
+                             enough, config)
         return verdict
 
     horizon = now - config.window_s
@@ -210,8 +282,9 @@ def check_and_remember(
 
     values = shingles(article.text, config.shingle_size)
     signature = _signature_of(values, config.num_perm)
-    keys = lsh_band_keys(signature, config.rows_per_band)
-    if values.size >= config.min_shingles:
+    banded = values.size >= config.min_shingles
+    keys = lsh_band_keys(signature, config.rows_per_band) if banded else []
+    if banded:
         match = _best_candidate(article.id, signature, keys, state, config.threshold, horizon)
         if match is not None:
             verdict = DedupeVerdict("near", match[0], round(match[1], 4))
@@ -219,16 +292,16 @@ def check_and_remember(
             return verdict
 
     state.signatures[article.id] = {
-        "ts": now, "kind": "unique", "sig": signature, "hash": article.content_hash,
-        "banded": values.size >= config.min_shingles,
+        "ts": now, "kind": "unique", "sig": pack_signature(signature),
+        "hash": article.content_hash, "banded": banded,
     }
-    _remember_unique(state, article, signature, now, values.size >= config.min_shingles, config)
+    _remember_unique(state, article, signature, now, banded, config, keys)
     return DedupeVerdict("unique")
 
 
 def _remember_unique(
-    state: DedupeState, article: CleanArticle, signature: list[int], ts: float,
-    banded: bool, config: DedupeConfig,
+    state: DedupeState, article: CleanArticle, signature: Signature, ts: float,
+    banded: bool, config: DedupeConfig, keys: list[int] | None = None,
 ) -> None:
     """Make a unique article a candidate: its exact hash and LSH bands. Idempotent, so that a
     replay after a crash repairs writes the crash lost (tables are separate changelogs)."""
@@ -237,40 +310,72 @@ def _remember_unique(
         state.exact[article.content_hash] = {"id": article.id, "ts": ts}
     if not banded:
         return
-    entry = {"id": article.id, "ts": ts}
-    for key in lsh_band_keys(signature, config.rows_per_band):
-        bucket = list(state.bands.get(key) or ())
-        if entry in bucket:
+    if keys is None:
+        keys = lsh_band_keys(signature, config.rows_per_band)
+    _add_to_bands(state.bands, article.id, keys, config.max_band_entries)
+
+
+def _add_to_bands(
+    bands: MutableMapping[int, Any], article_id: str, keys: list[int], cap: int
+) -> None:
+    """Append ``article_id`` to the buckets of ``keys`` (the newest ``cap`` stay): a bucket of
+    one is the id itself, larger ones are new lists (values are replaced, never mutated)."""
+    for key in keys:
+        bucket = bands.get(key)
+        if bucket is None:
+            bands[key] = article_id
             continue
-        bucket.append(entry)
-        if len(bucket) > config.max_band_entries:
-            bucket = bucket[-config.max_band_entries :]
-        state.bands[key] = bucket
+        ids = _bucket_ids(bucket)
+        if article_id in ids:
+            continue
+        ids.append(article_id)
+        bands[key] = ids[-cap:] if len(ids) > cap else ids
 
 
 def _best_candidate(
     article_id: str,
-    signature: list[int],
-    keys: list[str],
+    signature: Signature,
+    keys: list[int],
     state: DedupeState,
     threshold: float,
     horizon: float = float("-inf"),
 ) -> tuple[str, float] | None:
     candidates: dict[str, None] = {}
+    bands = state.bands
     for key in keys:
-        for entry in state.bands.get(key) or ():
-            cid = entry.get("id")
-            if isinstance(cid, str) and cid != article_id:
-                candidates.setdefault(cid)
-    best: tuple[str, float, float] | None = None
+        bucket = bands.get(key)
+        if bucket is None:
+            continue
+        if isinstance(bucket, str):
+            candidates[bucket] = None
+        else:
+            candidates.update(dict.fromkeys(bucket))
+    candidates.pop(article_id, None)
+    if not candidates:
+        return None
+    ids: list[str] = []
+    stamps: list[float] = []
+    stored: list[Any] = []
+    width = len(signature)
+    signatures = state.signatures
     for cid in candidates:
-        record = state.signatures.get(cid)
+        record = signatures.get(cid)
         if not record or record.get("kind") != "unique" or not record.get("sig"):
             continue
         ts = float(record.get("ts", 0.0))
         if ts < horizon:
             continue
-        similarity = estimated_similarity(signature, record["sig"])
+        ids.append(cid)
+        stamps.append(ts)
+        stored.append(record["sig"])
+    if not ids or width == 0:
+        return None
+    # all candidates at once: equal slots per stored signature
+    others = _unpack_many(stored, width)
+    equal: list[int] = np.count_nonzero(others == signature, axis=1).tolist()
+    best: tuple[str, float, float] | None = None
+    for cid, ts, same in zip(ids, stamps, equal, strict=True):
+        similarity = same / width
         if similarity < threshold:
             continue
         if best is None or similarity > best[1] or (similarity == best[1] and ts < best[2]):
@@ -302,7 +407,7 @@ def _verdict_from_record(record: Any) -> DedupeVerdict:
 # ============================================================================================
 def rebuild_index(
     signatures: Mapping[str, Any], config: DedupeConfig = DEFAULT_CONFIG
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[int, Any]]:
     """The exact-hash and LSH-band indexes, derived from the remembered unique articles.
 
     The worker keeps only ``signatures`` in a changelog-backed table (the source of truth) and
@@ -310,7 +415,7 @@ def rebuild_index(
     changelog writes per article, and nothing a crash could leave half-written.
     """
     exact: dict[str, Any] = {}
-    bands: dict[str, Any] = {}
+    bands: dict[int, Any] = {}
     uniques = sorted(
         ((float(rec.get("ts", 0.0)), aid, rec) for aid, rec in signatures.items()
          if rec and rec.get("kind") == "unique" and rec.get("sig")),
@@ -321,20 +426,17 @@ def rebuild_index(
         if digest and digest not in exact:
             exact[digest] = {"id": aid, "ts": ts}
         if rec.get("banded", True):
-            entry = {"id": aid, "ts": ts}
-            for key in lsh_band_keys(list(rec["sig"]), config.rows_per_band):
-                bucket = bands.setdefault(key, [])
-                bucket.append(entry)
-                if len(bucket) > config.max_band_entries:
-                    del bucket[0]
+            keys = lsh_band_keys(unpack_signature(rec["sig"]), config.rows_per_band)
+            _add_to_bands(bands, aid, keys, config.max_band_entries)
     return exact, bands
 
 
 def evict_older_than(state: DedupeState, cutoff_ts: float) -> int:
     """Forget everything remembered before ``cutoff_ts``; returns how many entries went.
 
-    Counts hashes, article records and band entries. Buckets left empty are deleted;
-    buckets that lose entries are written back as new lists.
+    Counts hashes, article records and band entries (a band entry is as old as its article's
+    record, and goes with it). Buckets left empty are deleted; buckets that lose entries are
+    written back.
     """
     removed = 0
     for mapping in (state.exact, state.signatures):
@@ -344,16 +446,24 @@ def evict_older_than(state: DedupeState, cutoff_ts: float) -> int:
         for key in stale:
             del mapping[key]
         removed += len(stale)
-    for key, bucket in list(state.bands.items()):
+    signatures = state.signatures
+    for band, bucket in list(state.bands.items()):
+        if isinstance(bucket, str):
+            if bucket not in signatures:
+                del state.bands[band]
+                removed += 1
+            continue
         entries = list(bucket or ())
-        fresh = [e for e in entries if float(e.get("ts", 0.0)) >= cutoff_ts]
+        fresh = [e for e in entries if e in signatures]
         if len(fresh) == len(entries) and entries:
             continue
         removed += len(entries) - len(fresh)
-        if fresh:
-            state.bands[key] = fresh
+        if len(fresh) > 1:
+            state.bands[band] = fresh
+        elif fresh:
+            state.bands[band] = fresh[0]
         else:
-            del state.bands[key]
+            del state.bands[band]
     return removed
 
 

@@ -65,6 +65,9 @@ Entry fields
   stories agreeing with the date) × (0.75·(1 − 0.5^sources) + 0.25·(1 − 0.8^mentions)).
 * first_seen / updated: min / max ``ingested_at`` of the mentions (``updated`` also counts repost
   notices); never the wall clock.
+* mentions (the evidence): at most :data:`MAX_EVIDENCE`, the first in the published order (date,
+  outlet, article, mention id) of all members; every other field counts all members. The members
+  themselves are kept in the ``e|<entry id>`` index document.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ from streams.dates import anchor_partial, parse_partial
 from streams.errors import RejectedInput
 
 __all__ = [
+    "MAX_EVIDENCE",
     "CameoTable",
     "TimelineChange",
     "TimelineState",
@@ -618,6 +622,11 @@ def _period_end(day: str, prec: int) -> float:
     return end.timestamp()
 
 
+MAX_EVIDENCE = 50
+"""Evidence items an entry publishes at most (``mention_count`` counts them all): the first in
+the order (date, outlet, article, mention id) of all its members', so that an entry's size and
+the cost of publishing it stay bounded however many reports it gathers."""
+
 # Entries are rebuilt whole whenever a member moves, so the same evidence and places are
 # validated again and again: both are immutable models, built once per distinct content.
 _MODEL_CACHE_SIZE = 16_384
@@ -778,10 +787,13 @@ def _build_entry(
             place = _place(raw)
             places[(place.name, place.lat, place.lon, place.country or "")] = place
 
-    evidence = sorted(
-        (_evidence(d, day, prec) for d, day, prec in dated),
-        key=lambda e: (e.date, e.outlet or "", e.article_id, e.mention_id),
-    )
+    # evidence: the first MAX_EVIDENCE in the published order (a function of the member set)
+    cited = sorted(
+        ((day, str(d.get("outlet") or ""), str(d["article_id"]), str(d["mention_id"]), prec, i)
+         for i, (d, day, prec) in enumerate(dated)),
+        key=lambda c: c[:4],
+    )[:MAX_EVIDENCE]
+    evidence = [_evidence(dated[c[5]][0], c[0], c[4]) for c in cited]
 
     n_mentions, n_sources = len(members), len(wires)
     goldstein = math.fsum(float(d.get("goldstein") or 0.0) for d in members) / n_mentions
@@ -870,6 +882,35 @@ def _floating_slot(doc: Mapping[str, Any]) -> str | None:
     return f"{_root_dyad(doc)[1]}|{parsed[2]:02d}"
 
 
+# What a floating mention looks for among anchor rows: its mention id, CAMEO root, wire story,
+# article, month (or None), place names, and the latest acceptable anchor date.
+_Probe = tuple[str, str, str, str, int | None, set[str], str]
+
+
+def _probe(doc: Mapping[str, Any]) -> _Probe:
+    parsed = parse_partial(str(doc["date_anchor"]))
+    assert parsed is not None
+    bound = (
+        datetime.fromtimestamp(float(doc["ingested_at"]), UTC).date() + timedelta(days=1)
+    ).isoformat()
+    return (
+        str(doc["mention_id"]), str(doc["cameo_root"]).strip(),
+        str(doc.get("wire_id") or doc["article_id"]), str(doc["article_id"]), parsed[1],
+        set(_place_names(doc)), bound,
+    )  # fmt: skip
+
+
+def _accepts(probe: _Probe, row: Sequence[Any]) -> bool:
+    """Whether an anchor row (of the probe's slot) may anchor the probing mention, any tier."""
+    _, _, wire, article, month, places, bound = probe
+    a_date, a_wire, a_article, a_places = row[1], row[3], row[4], row[5]
+    if a_wire == wire or a_article == article or a_date > bound:
+        return False
+    if month is not None and int(a_date[5:7]) != month:
+        return False
+    return not (places and a_places and not places & set(a_places))
+
+
 def _resolve_article(
     floating: Sequence[Mapping[str, Any]], lookup: Any
 ) -> dict[str, Any] | None:
@@ -877,34 +918,21 @@ def _resolve_article(
     anchor rows of a ``dyad|DD`` slot. None when no unique year-month is found."""
     ordered = sorted(floating, key=lambda d: str(d["mention_id"]))
     # what each floating mention looks for, worked out once for both tiers
-    probes: list[tuple[str, str, str, str, int | None, set[str], str, list[Sequence[Any]]]] = []
+    probes: list[tuple[_Probe, Sequence[Sequence[Any]]]] = []
     for doc in ordered:
         slot = _floating_slot(doc)
-        if slot is None:
-            continue
-        parsed = parse_partial(str(doc["date_anchor"]))
-        assert parsed is not None
-        bound = (
-            datetime.fromtimestamp(float(doc["ingested_at"]), UTC).date() + timedelta(days=1)
-        ).isoformat()
-        probes.append((
-            str(doc["mention_id"]), str(doc["cameo_root"]).strip(),
-            str(doc.get("wire_id") or doc["article_id"]), str(doc["article_id"]), parsed[1],
-            set(_place_names(doc)), bound, lookup(slot),
-        ))  # fmt: skip
+        if slot is not None:
+            probes.append((_probe(doc), lookup(slot)))
     # one pass over the rows collects both tiers: tier 1 (same CAMEO root) decides when it
     # finds support, tier 2 (any root) otherwise
     supports: tuple[dict[str, set[str]], dict[str, set[str]]] = (defaultdict(set), defaultdict(set))
     bests: tuple[dict[tuple[str, str], tuple[str, str]], ...] = ({}, {})
-    for mid, root, wire, article, month, places, bound, rows in probes:
+    for probe, rows in probes:
+        mid, root = probe[0], probe[1]
         for row in rows:
-            a_mid, a_date, a_root, a_wire, a_article, a_places = row[:6]
-            if a_wire == wire or a_article == article or a_date > bound:
+            if not _accepts(probe, row):
                 continue
-            if month is not None and int(a_date[5:7]) != month:
-                continue
-            if places and a_places and not places & set(a_places):
-                continue
+            a_mid, a_date, a_root = row[0], row[1], row[2]
             ym = a_date[:7]
             cand = (a_date, a_mid)
             for tier in (0, 1) if a_root == root else (1,):
@@ -1000,6 +1028,7 @@ def build_timeline(
 #   f|<dyad>|DD         [article id, mention id, month or 0] of the floating mentions whose
 #                       partial date names day DD: the articles a new anchor that day may place
 #   r|<article id>      the anchor of an undated article {date, via, by} (absent: unanchored)
+#   e|<entry id>        the sorted mention ids of the entry (its evidence may be capped)
 # A mention's entry id is entry_id_for(its row's anchor).
 
 
@@ -1148,10 +1177,16 @@ def _mutate(
     for anchor in sorted(moved_out.keys() | moved_in.keys(), key=entry_id_for):
         eid = entry_id_for(anchor)
         stored = state.entries.get(eid)
-        members = {m["mention_id"] for m in stored["mentions"]} if stored else set()
-        members = (members - moved_out[anchor]) | moved_in[anchor]
+        before_members = _members(state, eid)
+        members = (set(before_members) - moved_out[anchor]) | moved_in[anchor]
+        listed = sorted(members)
+        if listed != before_members:
+            if listed:
+                state.index[f"e|{eid}"] = listed
+            else:
+                state.index.pop(f"e|{eid}", None)
         if members:
-            docs = [_placed(state, m) for m in sorted(members)]
+            docs = [_placed(state, m) for m in listed]
             entry = _build_entry(eid, docs, _reposts_for(state, docs))
             dumped = entry.model_dump(mode="json")
             if dumped != stored:
@@ -1182,6 +1217,13 @@ def _jsonable(summary: Mapping[str, _Info]) -> dict[str, list[Any]]:
     return {anchor: [list(codes), wire] for anchor, (codes, wire) in summary.items()}
 
 
+def _members(state: TimelineState, entry_id: str) -> list[str]:
+    """The sorted mention ids of an entry (its ``e|`` index document: the published evidence
+    may be capped, see :data:`MAX_EVIDENCE`)."""
+    listed = state.index.get(f"e|{entry_id}")
+    return [str(m) for m in listed] if listed else []
+
+
 def _survivor(entry_ids: Iterable[str]) -> str | None:
     """The entry holding most of a removed entry's mentions (ties: smallest id), if any."""
     counts = Counter(entry_ids)
@@ -1198,7 +1240,8 @@ def _placed(state: TimelineState, mention_id: str) -> dict[str, Any]:
 
 
 def _placed_or_none(state: TimelineState, mention_id: str) -> dict[str, Any] | None:
-    doc: dict[str, Any] = dict(state.mentions[mention_id])
+    stored = state.mentions[mention_id]
+    doc: dict[str, Any] = stored if type(stored) is dict else dict(stored)  # read, never changed
     if not _is_floating(doc):
         return doc
     resolution = state.index.get(f"r|{doc['article_id']}")
@@ -1245,14 +1288,25 @@ def _change(
     """Add and remove stored mentions: re-anchor the undated articles they concern, then
     re-cluster (:func:`_mutate`) what moved."""
     affected: set[str] = set()
+    changed_rows: dict[str, list[list[Any]]] = defaultdict(list)
+    maybe: set[str] = set()
     for doc in [*added, *removed]:
         if _is_floating(doc):
             affected.add(str(doc["article_id"]))
         elif (slot := _anchor_slot(doc)) is not None:
+            changed_rows[slot].append(_anchor_row(doc))
             month = int(str(doc["date"])[5:7])
-            affected.update(
+            maybe.update(
                 str(r[0]) for r in state.index.get(f"f|{slot}") or () if r[2] in (0, month)
             )
+    # an undated article is re-anchored only if a changed anchor row passes one of its
+    # mentions' filters: rows none accepts cannot change its resolution
+    for article in sorted(maybe - affected):
+        for doc in _floating_of(state, article):
+            rows = changed_rows.get(_floating_slot(doc) or "")
+            if rows and any(_accepts(probe, row) for probe in (_probe(doc),) for row in rows):
+                affected.add(article)
+                break
     before: dict[str, dict[str, Any]] = {}
     for article in affected:
         for doc in _floating_of(state, article):
@@ -1267,8 +1321,9 @@ def _change(
         _index_article(state, doc, present=True)
         _index_anchoring(state, doc, present=True)
 
-    def lookup(slot: str) -> list[list[Any]]:
-        return [list(r) for r in state.index.get(f"d|{slot}") or ()]
+    def lookup(slot: str) -> Sequence[Sequence[Any]]:
+        rows: Sequence[Sequence[Any]] = state.index.get(f"d|{slot}") or ()
+        return rows  # read only
 
     after: dict[str, dict[str, Any]] = {}
     for article in sorted(affected):
@@ -1346,12 +1401,21 @@ def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[Timel
         eid for mid in state.index.get(f"a|{notice.duplicate_of}") or ()
         if (eid := _entry_of(state, mid)) is not None
     }
+    # a new repost whose outlet an entry already lists, no later than its last update, leaves
+    # the entry as it is (reposts only add outlets to sources and times to updated): no rebuild
+    outlet = _outlet(rec["outlet"], rec["url"])
     changes: list[TimelineChange] = []
     for eid in sorted(entry_ids):
         stored = state.entries.get(eid)
         if stored is None:
             continue
-        docs = [_placed(state, m["mention_id"]) for m in stored["mentions"]]
+        if (
+            previous is None
+            and (outlet is None or outlet in stored["sources"])
+            and float(rec["ingested_at"]) <= float(stored["updated"])
+        ):
+            continue
+        docs = [_placed(state, m) for m in _members(state, eid)]
         entry = _build_entry(eid, docs, _reposts_for(state, docs))
         dumped = entry.model_dump(mode="json")
         if dumped != stored:
@@ -1373,9 +1437,7 @@ def expire(state: TimelineState, horizon_days: float, now: float) -> list[Timeli
         prec = _RANK[doc["date_precision"]]
         if float(doc["updated"]) < cutoff and _period_end(doc["date"], prec) <= cutoff:
             expired[eid] = TimelineEntry.model_validate(doc)
-    removed = [
-        state.mentions[m.mention_id] for entry in expired.values() for m in entry.mentions
-    ]
+    removed = [state.mentions[m] for eid in expired for m in _members(state, eid)]
     # floating mentions no dated report anchored within the horizon are forgotten too
     removed += [
         doc for mid, doc in sorted(state.mentions.items())

@@ -50,6 +50,12 @@ def _state() -> dedupe.DedupeState:
     return dedupe.DedupeState(exact={}, bands={}, signatures={})
 
 
+def _ids(bucket: Any) -> list[str]:
+    """A band bucket's article ids: one id alone, several as a list."""
+    assert isinstance(bucket, str) or (isinstance(bucket, list) and len(bucket) > 1), bucket
+    return [bucket] if isinstance(bucket, str) else list(bucket)
+
+
 def _article(aid: str, text: str, ts: float = INGEST) -> CleanArticle:
     return CleanArticle(
         id=aid, lang="en", text=text, content_hash=content_hash(text), ingested_at=ts
@@ -151,7 +157,7 @@ def test_a_duplicate_never_becomes_a_candidate() -> None:
     assert dedupe.check_and_remember(b, state, now=2).duplicate_of == "a"
     verdict = dedupe.check_and_remember(c, state, now=3)
     assert verdict.duplicate_of in (None, "a")  # never "b"
-    assert all(e["id"] != "b" for bucket in state.bands.values() for e in bucket)
+    assert all("b" not in _ids(bucket) for bucket in state.bands.values())
 
 
 def test_short_texts_are_only_checked_exactly() -> None:
@@ -231,7 +237,7 @@ def test_band_buckets_are_capped() -> None:
     text = _synthetic(9)
     for i in range(10):
         dedupe.check_and_remember(_article(f"v{i}", text + f" v{i}"), state, now=i, config=config)
-    assert max(len(bucket) for bucket in state.bands.values()) == 3
+    assert max(len(_ids(bucket)) for bucket in state.bands.values()) == 3
 
 
 @settings(max_examples=25, deadline=None)
@@ -258,8 +264,9 @@ def test_memory_stays_bounded_by_the_window(steps: list[tuple[int, float]]) -> N
         assert set(state.signatures) <= recent
         assert len(state.exact) <= len(recent)
         for bucket in state.bands.values():
-            assert bucket and all(e["ts"] >= now - window for e in bucket)
-            assert len(bucket) <= dedupe.DEFAULT_CONFIG.max_band_entries
+            ids = _ids(bucket)
+            assert ids and all(state.signatures[i]["ts"] >= now - window for i in ids)
+            assert len(ids) <= dedupe.DEFAULT_CONFIG.max_band_entries
 
 
 def test_verdicts_do_not_depend_on_eviction_timing() -> None:
@@ -300,3 +307,38 @@ def test_indexes_rebuilt_from_signatures_equal_the_incremental_ones() -> None:
     exact, bands = dedupe.rebuild_index(state.signatures)
     assert exact == dict(state.exact)
     assert bands == dict(state.bands)
+
+
+# ============================================================================================
+# Compact state
+# ============================================================================================
+def test_signatures_are_stored_packed_and_round_trip() -> None:
+    text = _synthetic(21)
+    state = _state()
+    dedupe.check_and_remember(_article("a", text), state, now=INGEST)
+    stored = state.signatures["a"]["sig"]
+    assert isinstance(stored, str) and len(stored) == 684  # version byte + 128 uint32, base64
+    assert dedupe.unpack_signature(stored).tolist() == dedupe.minhash_signature(text)
+    assert dedupe.pack_signature(dedupe.minhash_signature(text)) == stored
+
+
+def test_legacy_records_with_int_list_signatures_are_read() -> None:
+    """A changelog may still hold records written before signatures were packed."""
+    text = _synthetic(22)
+    state = _state()
+    dedupe.check_and_remember(_article("a", text), state, now=INGEST)
+    legacy = {**state.signatures["a"], "sig": dedupe.minhash_signature(text)}
+    signatures = {"a": legacy}
+    exact, bands = dedupe.rebuild_index(signatures)
+    assert (exact, bands) == (dict(state.exact), dict(state.bands))
+    old = dedupe.DedupeState(exact=exact, bands=bands, signatures=signatures)
+    verdict = dedupe.check_and_remember(_article("b", text + " more"), old, now=INGEST + 1)
+    assert (verdict.kind, verdict.duplicate_of) == ("near", "a")
+    assert not dedupe.check_and_remember(_article("a", text), old, now=INGEST + 2).is_duplicate
+
+
+def test_band_keys_are_distinct_integers_per_band() -> None:
+    keys = dedupe.lsh_band_keys([7] * 128)
+    assert len(keys) == 64 and len(set(keys)) == 64  # equal values, different bands
+    assert all(isinstance(k, int) for k in keys)
+    assert keys[1] == (1 << 64) | (7 << 32) | 7

@@ -721,3 +721,27 @@ def test_codes_one_story_reports_apart_stay_apart_when_others_report_them() -> N
     state, _ = run(mention("g", cameo_code="040", cameo_root="04", wire_id="A", article_id="A"),
                    mention("s", cameo_code="046", cameo_root="04", wire_id="B", article_id="B"))
     assert len(state.timeline()) == 1
+
+
+def test_evidence_is_capped_deterministically_but_counts_stay_whole() -> None:
+    """An entry publishes at most MAX_EVIDENCE evidence items, the first of the published order
+    among all its members, whatever the arrival order; counts and dates use every member."""
+    from streams.timeline import MAX_EVIDENCE
+
+    n = MAX_EVIDENCE + 30
+    ms = [mention(f"m{i:03d}", outlet=f"o{(i * 37) % n:03d}.example",
+                  ingested_at=T0 + i) for i in range(n)]
+    state, _ = run(*ms)
+    entry = only(state)
+    assert entry.mention_count == n and entry.independent_source_count == n
+    assert len(entry.mentions) == MAX_EVIDENCE
+    assert [m.outlet for m in entry.mentions] == sorted(m.outlet or "" for m in ms)[:MAX_EVIDENCE]
+    assert entry.updated == T0 + n - 1
+    shuffled, _ = run(*ms[::-1])
+    assert shuffled.timeline() == state.timeline()
+    assert build_timeline(ms) == [entry]
+    # a member that is not cited still leaves the entry when retracted
+    uncited = next(m for m in ms if m.mention_id not in {e.mention_id for e in entry.mentions})
+    retract_mention(state, uncited.mention_id)
+    assert only(state).mention_count == n - 1
+    assert rebuild_derived(state).timeline() == state.timeline()
