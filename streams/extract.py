@@ -1112,12 +1112,8 @@ def _elaboration(
         or not any(ts <= 1 for _, _, ts, _ in analysis.cues["elaboration"])
     ):
         return None
-    text = sentence.text
-    resolved: ResolvedDate | None = None
-    for expr in find_date_expressions(text, lang):
-        resolved = _resolve(expr, anchor, True, state.context_date)
-        if resolved is not None:
-            break
+    resolved = _first_resolved(find_date_expressions(sentence.text, lang), anchor,
+                               state.context_date)
     explicit = resolved is not None
     if resolved is None:
         resolved = _fallback_date((), anchor, state, True, False, False)
@@ -1309,6 +1305,18 @@ def _resolve(
     return resolved
 
 
+def _first_resolved(
+    exprs: Iterable[DateExpression], anchor: date | None, context: ResolvedDate | None
+) -> ResolvedDate | None:
+    """The first of ``exprs`` that resolves to a past date (the one a report's date or an
+    elaboration's own date is taken from)."""
+    for expr in exprs:
+        resolved = _resolve(expr, anchor, True, context)
+        if resolved is not None:
+            return resolved
+    return None
+
+
 def _fallback_date(
     report_exprs: Sequence[DateExpression],
     anchor: date | None,
@@ -1317,19 +1325,17 @@ def _fallback_date(
     new_paragraph: bool,
     future: bool,
 ) -> ResolvedDate | None:
-    for expr in report_exprs:
-        resolved = _resolve(expr, anchor, True, state.context_date)
-        if resolved is not None:
-            return ResolvedDate(resolved.date, resolved.precision, "report_date", resolved.partial)
+    resolved = _first_resolved(report_exprs, anchor, state.context_date)
+    if resolved is not None:
+        return ResolvedDate(resolved.date, resolved.precision, "report_date", resolved.partial)
     if pronoun_start and not new_paragraph and state.context_date is not None:
         ctx = state.context_date
         return ResolvedDate(ctx.date, ctx.precision, "narrative", ctx.partial)
     if anchor is None and not future:
-        for expr in state.report_exprs:
-            resolved = _resolve(expr, None, True, None)
-            if resolved is not None:
-                return ResolvedDate(resolved.date, resolved.precision, "report_date:attribution",
-                                    resolved.partial)
+        resolved = _first_resolved(state.report_exprs, None, None)
+        if resolved is not None:
+            return ResolvedDate(resolved.date, resolved.precision, "report_date:attribution",
+                                resolved.partial)
     if anchor is None:
         return None
     return ResolvedDate(anchor.isoformat(), "day", "published")
