@@ -1304,7 +1304,10 @@ def _change(
     for article in sorted(maybe - affected):
         for doc in _floating_of(state, article):
             rows = changed_rows.get(_floating_slot(doc) or "")
-            if rows and any(_accepts(probe, row) for probe in (_probe(doc),) for row in rows):
+            if not rows:
+                continue
+            probe = _probe(doc)
+            if any(_accepts(probe, row) for row in rows):
                 affected.add(article)
                 break
     before: dict[str, dict[str, Any]] = {}
