@@ -329,13 +329,13 @@ class _Boilerplate:
     inline: re.Pattern[str]
     credit_tail: re.Pattern[str]
     exact: frozenset[str]
-    line_patterns: re.Pattern[str]
     author_box: re.Pattern[str]
     inline_patterns: re.Pattern[str]
     line_start: re.Pattern[str]
-    """The ``line_patterns`` that begin with '^', as one pattern tried at the line's start only."""
+    """The junk-line patterns (``line_patterns`` and ``author_boxes`` of the data file) that
+    begin with '^', as one pattern tried at the line's start only."""
     line_anywhere: re.Pattern[str]
-    """The other ``line_patterns``, searched: together the same verdict as ``line_patterns``."""
+    """The other junk-line patterns, searched: together the verdict of all of them."""
 
 
 def _phrase_alternation(phrases: Iterable[str]) -> str:
@@ -387,19 +387,8 @@ def _boilerplate() -> _Boilerplate:
         inline=re.compile(rf"(?<=[.!?…\"»”])\s*(?:{links})(?:(?<=:)|\s*[:\-–—»>|])", flags),
         credit_tail=re.compile(rf"(?<=[.!?…\"»”)])\s+(?:{credits})(?P<rest>.*)$", flags),
         exact=frozenset(_exact_key(p) for p in _flatten(data.get("exact_lines"))),
-        line_patterns=re.compile(
-            "|".join(
-                f"(?:{p})"
-                for p in _flatten(data.get("line_patterns")) + _flatten(data.get("author_boxes"))
-            ),
-            flags,
-        ),
-        author_box=re.compile(
-            "|".join(f"(?:{p})" for p in _flatten(data.get("author_boxes"))), flags
-        ),
-        inline_patterns=re.compile(
-            "|".join(f"(?:{p})" for p in _flatten(data.get("inline_patterns")))
-        ),
+        author_box=_alternation(_flatten(data.get("author_boxes")), flags),
+        inline_patterns=_alternation(_flatten(data.get("inline_patterns")), 0),
         line_start=_alternation(line_start, flags),
         line_anywhere=_alternation(line_anywhere, flags),
     )
