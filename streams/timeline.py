@@ -868,6 +868,49 @@ def _place_names(doc: Mapping[str, Any]) -> list[str]:
     return sorted({str(p["name"]) for p in doc.get("places") or () if p.get("name")})
 
 
+def _anchor_key(slot: str, month: int) -> str:
+    """Index key of the anchors of a ``dyad|DD`` slot in one month (1-12) of any year: a
+    floating mention that names its month reads one such document, not the whole slot."""
+    return f"d|{slot}|{month:02d}"
+
+
+# An anchor document groups its rows by (date, CAMEO root, place names): everything a probe
+# filters on but the story, so that a probe tests each group once and takes the group's first
+# member from another story, instead of testing every row of a busy day. A document is a list of
+# groups [date, root, places, [[mention id, wire, article], ...]], sorted, members sorted.
+_AnchorGroup = Sequence[Any]
+
+
+def _with_anchor(
+    groups: Sequence[_AnchorGroup] | None, row: Sequence[Any], present: bool
+) -> list[_AnchorGroup]:
+    """An anchor document with ``row`` added (or removed); a new document, the given one is
+    left as it is."""
+    head = [row[1], row[2], list(row[5])]
+    member = [row[0], row[3], row[4]]
+    updated: list[_AnchorGroup] = []
+    found = False
+    for group in groups or ():
+        if list(group[:3]) != head:
+            updated.append(group)
+            continue
+        found = True
+        members = [list(m) for m in group[3] if list(m) != member]
+        if present:
+            members = sorted([*members, member])
+        if members:
+            updated.append([*head, members])
+    if present and not found:
+        updated = sorted([*updated, [*head, [member]]])
+    return updated
+
+
+def _anchor_groups(index: Mapping[str, Any], slot: str, month: int | None) -> list[_AnchorGroup]:
+    """The anchor groups of a slot in ``month`` (None: in any month)."""
+    months = range(1, 13) if month is None else (month,)
+    return [group for m in months for group in index.get(_anchor_key(slot, m)) or ()]
+
+
 def _anchor_row(doc: Mapping[str, Any]) -> list[Any]:
     _, key = _summarize(doc)
     return [key.mention_id, key.date, str(doc["cameo_root"]).strip(), key.wire,
@@ -900,6 +943,21 @@ def _probe(doc: Mapping[str, Any]) -> _Probe:
     )  # fmt: skip
 
 
+def _first_accepted(probe: _Probe, group: _AnchorGroup) -> str | None:
+    """The smallest mention id of an anchor group that may anchor the probing mention (what
+    :func:`_accepts` says of each of the group's rows), if any."""
+    _, _, wire, article, month, places, bound = probe
+    a_date, _, a_places, members = group
+    if a_date > bound or (month is not None and int(a_date[5:7]) != month):
+        return None
+    if places and a_places and places.isdisjoint(a_places):
+        return None
+    for a_mid, a_wire, a_article in members:
+        if a_wire != wire and a_article != article:
+            return a_mid
+    return None
+
+
 def _accepts(probe: _Probe, row: Sequence[Any]) -> bool:
     """Whether an anchor row (of the probe's slot) may anchor the probing mention, any tier."""
     _, _, wire, article, month, places, bound = probe
@@ -912,27 +970,29 @@ def _accepts(probe: _Probe, row: Sequence[Any]) -> bool:
 
 
 def _resolve_article(
-    floating: Sequence[Mapping[str, Any]], lookup: Any
+    floating: Sequence[Mapping[str, Any]], index: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """The anchor of an undated article from its floating mentions; ``lookup(slot)`` gives the
-    anchor rows of a ``dyad|DD`` slot. None when no unique year-month is found."""
+    """The anchor of an undated article from its floating mentions, looking up anchor rows in
+    ``index`` (:func:`_anchor_key` documents). None when no unique year-month is found."""
     ordered = sorted(floating, key=lambda d: str(d["mention_id"]))
     # what each floating mention looks for, worked out once for both tiers
-    probes: list[tuple[_Probe, Sequence[Sequence[Any]]]] = []
+    probes: list[tuple[_Probe, list[_AnchorGroup]]] = []
     for doc in ordered:
         slot = _floating_slot(doc)
         if slot is not None:
-            probes.append((_probe(doc), lookup(slot)))
+            probe = _probe(doc)
+            probes.append((probe, _anchor_groups(index, slot, probe[4])))
     # one pass over the rows collects both tiers: tier 1 (same CAMEO root) decides when it
     # finds support, tier 2 (any root) otherwise
     supports: tuple[dict[str, set[str]], dict[str, set[str]]] = (defaultdict(set), defaultdict(set))
     bests: tuple[dict[tuple[str, str], tuple[str, str]], ...] = ({}, {})
-    for probe, rows in probes:
+    for probe, groups in probes:
         mid, root = probe[0], probe[1]
-        for row in rows:
-            if not _accepts(probe, row):
+        for group in groups:
+            a_mid = _first_accepted(probe, group)
+            if a_mid is None:
                 continue
-            a_mid, a_date, a_root = row[0], row[1], row[2]
+            a_date, a_root = group[0], group[1]
             ym = a_date[:7]
             cand = (a_date, a_mid)
             for tier in (0, 1) if a_root == root else (1,):
@@ -988,16 +1048,17 @@ def build_timeline(
         if current_rec is None or _repost_preference(rec) > _repost_preference(current_rec):
             reposts[notice.duplicate_of][notice.article_id] = rec
     dated = {mid: doc for mid, doc in docs.items() if not _is_floating(doc)}
-    anchors: dict[str, list[list[Any]]] = defaultdict(list)
+    anchors: dict[str, list[_AnchorGroup]] = {}
     for doc in dated.values():
         if (slot := _anchor_slot(doc)) is not None:
-            anchors[slot].append(_anchor_row(doc))
+            key = _anchor_key(slot, int(str(doc["date"])[5:7]))
+            anchors[key] = _with_anchor(anchors.get(key), _anchor_row(doc), present=True)
     by_article: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for doc in docs.values():
         if _is_floating(doc):
             by_article[str(doc["article_id"])].append(doc)
     for floating in by_article.values():
-        resolution = _resolve_article(floating, lambda slot: anchors.get(slot, []))
+        resolution = _resolve_article(floating, anchors)
         for doc in floating:
             if resolution is not None and (eff := _effective(doc, resolution)) is not None:
                 dated[str(doc["mention_id"])] = eff
@@ -1023,8 +1084,9 @@ def build_timeline(
 #   s|<bucket>|YYYY-MM  {anchor: [codes, wire or null]}: the level-1 clusters with members in the
 #                       month (what year mentions are matched on)
 #   a|<article id>      the mention ids citing that article or wire story
-#   d|<dyad>|DD         anchor rows [mention_id, date, root, wire, article, places] of the natively
-#                       dated day-precision mentions on day of month DD (cross-source anchoring)
+#   d|<dyad>|DD|MM      the natively dated day-precision mentions on day DD of month MM, any
+#                       year (cross-source anchoring), grouped: [[date, root, places,
+#                       [[mention_id, wire, article], ...]], ...]
 #   f|<dyad>|DD         [article id, mention id, month or 0] of the floating mentions whose
 #                       partial date names day DD: the articles a new anchor that day may place
 #   r|<article id>      the anchor of an undated article {date, via, by} (absent: unanchored)
@@ -1277,7 +1339,12 @@ def _index_anchoring(state: TimelineState, doc: Mapping[str, Any], present: bool
             row = [str(doc["article_id"]), str(doc["mention_id"]), month]
             _index_slot(state, f"f|{slot}", row, present)
     elif (slot := _anchor_slot(doc)) is not None:
-        _index_slot(state, f"d|{slot}", _anchor_row(doc), present)
+        key = _anchor_key(slot, int(str(doc["date"])[5:7]))
+        groups = _with_anchor(state.index.get(key), _anchor_row(doc), present)
+        if groups:
+            state.index[key] = groups
+        else:
+            state.index.pop(key, None)
 
 
 def _change(
@@ -1324,14 +1391,10 @@ def _change(
         _index_article(state, doc, present=True)
         _index_anchoring(state, doc, present=True)
 
-    def lookup(slot: str) -> Sequence[Sequence[Any]]:
-        rows: Sequence[Sequence[Any]] = state.index.get(f"d|{slot}") or ()
-        return rows  # read only
-
     after: dict[str, dict[str, Any]] = {}
     for article in sorted(affected):
         floating = _floating_of(state, article)
-        resolution = _resolve_article(floating, lookup) if floating else None
+        resolution = _resolve_article(floating, state.index) if floating else None
         key = f"r|{article}"
         if resolution is None:
             state.index.pop(key, None)
