@@ -901,7 +901,8 @@ def _with_anchor(
         if members:
             updated.append([*head, members])
     if present and not found:
-        updated = sorted([*updated, [*head, [member]]])
+        updated.append([*head, [member]])
+        updated.sort(key=lambda group: (group[0], group[1], group[2]))
     return updated
 
 
@@ -954,7 +955,7 @@ def _first_accepted(probe: _Probe, group: _AnchorGroup) -> str | None:
         return None
     for a_mid, a_wire, a_article in members:
         if a_wire != wire and a_article != article:
-            return a_mid
+            return str(a_mid)
     return None
 
 
@@ -1051,8 +1052,8 @@ def build_timeline(
     anchors: dict[str, list[_AnchorGroup]] = {}
     for doc in dated.values():
         if (slot := _anchor_slot(doc)) is not None:
-            key = _anchor_key(slot, int(str(doc["date"])[5:7]))
-            anchors[key] = _with_anchor(anchors.get(key), _anchor_row(doc), present=True)
+            anchor_key = _anchor_key(slot, int(str(doc["date"])[5:7]))
+            anchors[anchor_key] = _with_anchor(anchors.get(anchor_key), _anchor_row(doc), True)
     by_article: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for doc in docs.values():
         if _is_floating(doc):
