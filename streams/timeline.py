@@ -1471,6 +1471,9 @@ def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[Timel
     # a new repost whose outlet an entry already lists, no later than its last update, leaves
     # the entry as it is (reposts only add outlets to sources and times to updated): no rebuild
     outlet = _outlet(rec["outlet"], rec["url"])
+    # a first repost of an article without mentions of its own can only add its outlet to
+    # sources and its time to updated: the stored entry is patched instead of rebuilt
+    patchable = previous is None and not state.index.get(f"a|{notice.article_id}")
     changes: list[TimelineChange] = []
     for eid in sorted(entry_ids):
         stored = state.entries.get(eid)
@@ -1482,8 +1485,15 @@ def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[Timel
             and float(rec["ingested_at"]) <= float(stored["updated"])
         ):
             continue
-        docs = [_placed(state, m) for m in _members(state, eid)]
-        entry = _build_entry(eid, docs, _reposts_for(state, docs))
+        if patchable:
+            sources = set(stored["sources"]) | ({outlet} if outlet else set())
+            updated = max(float(stored["updated"]), float(rec["ingested_at"]))
+            entry = TimelineEntry.model_validate(
+                {**stored, "sources": sorted(sources), "updated": updated}
+            )
+        else:
+            docs = [_placed(state, m) for m in _members(state, eid)]
+            entry = _build_entry(eid, docs, _reposts_for(state, docs))
         dumped = entry.model_dump(mode="json")
         if dumped != stored:
             state.entries[eid] = dumped
