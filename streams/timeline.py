@@ -76,6 +76,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -1321,6 +1322,37 @@ def _floating_of(state: TimelineState, article: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda d: str(d["mention_id"]))
 
 
+# Values that many stored mentions repeat (codes, actors, languages, dates, sources, versions):
+# one shared string each instead of a copy per mention, which is most of a mention's memory
+# besides its quote and ids. Stored documents are never mutated, so sharing is safe.
+_SHARED_FIELDS = frozenset((
+    "lang", "cameo_code", "cameo_root", "source_actor", "target_actor", "date", "date_precision",
+    "date_source", "date_anchor", "published", "extractor_version", "outlet",
+))
+_SHARED_LISTS = frozenset(("actors", "entities"))
+
+
+def _shared_values(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a mention document whose repeated string values are interned."""
+    out = dict(doc)
+    for name in _SHARED_FIELDS:
+        value = out.get(name)
+        if type(value) is str:
+            out[name] = sys.intern(value)
+    for name in _SHARED_LISTS:
+        values = out.get(name)
+        if type(values) is list and all(type(v) is str for v in values):
+            out[name] = [sys.intern(v) for v in values]
+    places = out.get("places")
+    if type(places) is list and places:
+        out["places"] = [
+            {k: sys.intern(v) if type(v) is str else v for k, v in p.items()}
+            if type(p) is dict else p
+            for p in places
+        ]
+    return out
+
+
 def _index_slot(state: TimelineState, key: str, row: list[Any], present: bool) -> None:
     rows = [list(r) for r in state.index.get(key) or ()]
     others = [r for r in rows if r != row]
@@ -1388,7 +1420,7 @@ def _change(
         _index_article(state, doc, present=False)
         _index_anchoring(state, doc, present=False)
     for doc in added:
-        state.mentions[str(doc["mention_id"])] = dict(doc)
+        state.mentions[str(doc["mention_id"])] = _shared_values(doc)
         _index_article(state, doc, present=True)
         _index_anchoring(state, doc, present=True)
 
