@@ -176,28 +176,68 @@ def current_entries() -> list[TimelineEntry]:
 
 
 async def _publish(changes: list[timeline.TimelineChange], observe: bool = True) -> None:
-    now = time.time()
-    for change in changes:
-        TIMELINE_CHANGES.labels(kind=change.kind).inc()
-        key = change.entry_id.encode()
-        if change.kind == "upsert" and change.entry is not None:
-            value = change.entry.model_dump_json()
-            await timeline_topic.send(key=key, value=value.encode())
-            if observe:
-                INGEST_TO_TIMELINE.observe(max(0.0, now - change.entry.updated))
-            NEWEST_ENTRY_TS.set(now)
-            if broadcast.listening:
-                broadcast.publish(sse_event("upsert", change.entry_id, value))
-            continue
-        if broadcast.listening:
-            broadcast.publish(sse_event(change.kind, change.entry_id, None))
-        if change.kind == "expire" and change.entry is not None:
-            await archive_topic.send(key=key, value=change.entry.model_dump_json().encode())
-        headers = [("relwatch-change", change.kind.encode())]
-        if change.merged_into:
-            headers.append(("relwatch-merged-into", change.merged_into.encode()))
-        await timeline_topic.send(key=key, value=None, headers=headers)
+    """Publish timeline changes: at once, or coalesced (``RELWATCH_TIMELINE_COALESCE_S``).
+
+    Coalesced, a change waits in ``_pending`` until the next flush (the flush timer, a full
+    buffer, a revocation), and a later change of the same entry replaces it: an entry that
+    several mentions change in one window is published once, in its last version. A crash
+    between a mention's commit and the flush is repaired like any lost record: the next
+    assignment diffs the topic against the state (:func:`_repair_after_assignment`).
+    """
     TIMELINE_SIZE.set(len(_derived["entries"]))
+    if settings.timeline_coalesce_s <= 0:
+        async with _flush_lock:
+            for change in changes:
+                await _send_change(change, observe)
+        return
+    for change in changes:
+        _pending.add(change, observe)
+    if len(_pending) >= MAX_PENDING_CHANGES:
+        await _flush_pending()
+
+
+async def _flush_pending() -> None:
+    """Send the coalesced changes, oldest first; one flush at a time, so that an older version
+    of an entry is never sent after a newer one."""
+    async with _flush_lock:
+        while _pending:
+            for change, observe in _pending.drain():
+                await _send_change(change, observe)
+
+
+async def _send_change(change: timeline.TimelineChange, observe: bool) -> None:
+    TIMELINE_CHANGES.labels(kind=change.kind).inc()
+    key = change.entry_id.encode()
+    if change.kind == "upsert" and change.entry is not None:
+        value = change.entry.model_dump_json()
+        await timeline_topic.send(key=key, value=value.encode())
+        now = time.time()
+        if observe:
+            INGEST_TO_TIMELINE.observe(max(0.0, now - change.entry.updated))
+        NEWEST_ENTRY_TS.set(now)
+        if broadcast.listening:
+            broadcast.publish(sse_event("upsert", change.entry_id, value))
+        return
+    if broadcast.listening:
+        broadcast.publish(sse_event(change.kind, change.entry_id, None))
+    if change.kind == "expire" and change.entry is not None:
+        await archive_topic.send(key=key, value=change.entry.model_dump_json().encode())
+    headers = [("relwatch-change", change.kind.encode())]
+    if change.merged_into:
+        headers.append(("relwatch-merged-into", change.merged_into.encode()))
+    await timeline_topic.send(key=key, value=None, headers=headers)
+
+
+# Coalesced changes (see _publish); a full buffer is flushed at once.
+MAX_PENDING_CHANGES = 512
+_pending = timeline.CoalescedChanges()
+_flush_lock = asyncio.Lock()
+
+if settings.timeline_coalesce_s > 0:
+
+    @app.timer(interval=settings.timeline_coalesce_s)
+    async def _flush_timer() -> None:
+        await _flush_pending()
 
 
 async def _repair_after_assignment() -> None:
@@ -290,6 +330,13 @@ _rebuild = {"dedupe": True, "timeline": True}
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's stub wants signal=
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
     _rebuild["dedupe"] = _rebuild["timeline"] = True
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    """Publish what is coalesced before another worker may take the timeline over: its repair
+    must not be overtaken by older versions sent from here."""
+    await _flush_pending()
 
 
 # --- ops: consumer lag on /metrics -------------------------------------------------------

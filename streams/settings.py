@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         default=60.0,
         description="How often (at most) the timeline agent runs expiry, on its next message",
     )
+    timeline_coalesce_s: float = Field(
+        default=0.05,
+        description="Window in which timeline changes are coalesced: an entry changed several "
+        "times in it is published once, in its last version (0 = every change at once)",
+    )
     lag_metrics_interval_s: float = Field(
         default=15.0,
         description="How often the worker exports its group's consumer lag on /metrics "

@@ -103,6 +103,7 @@ from streams.errors import RejectedInput
 __all__ = [
     "MAX_EVIDENCE",
     "CameoTable",
+    "CoalescedChanges",
     "TimelineChange",
     "TimelineState",
     "actor_country",
@@ -198,6 +199,38 @@ class TimelineChange:
     entry_id: str
     entry: TimelineEntry | None = None
     merged_into: str | None = None
+
+
+class CoalescedChanges:
+    """Timeline changes waiting to be published, at most one per entry.
+
+    A later change of an entry replaces its waiting one and moves to the end, so that
+    :meth:`drain` yields each entry's last change, in the order of those last changes: what a
+    consumer of the compacted topic would have seen at the end of the window anyway. An
+    ``expire`` is never replaced (it carries the entry for the archive topic); it goes out
+    right before the entry's next change.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, tuple[TimelineChange, bool]] = {}
+        self._kept = 0
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, change: TimelineChange, observe: bool = True) -> None:
+        """Queue ``change`` (``observe``: whether its latency is to be measured on sending)."""
+        previous = self._waiting.pop(change.entry_id, None)
+        if previous is not None and previous[0].kind == "expire":
+            self._kept += 1
+            self._waiting[f"{change.entry_id}\x00{self._kept}"] = previous
+        self._waiting[change.entry_id] = (change, observe)
+
+    def drain(self) -> list[tuple[TimelineChange, bool]]:
+        """The waiting changes, oldest first; the buffer is left empty."""
+        out = list(self._waiting.values())
+        self._waiting.clear()
+        return out
 
 
 @dataclass

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from schemas.models import DuplicateNotice, EventMention, TimelineEntry
 from streams.errors import RejectedInput
 from streams.timeline import (
+    CoalescedChanges,
     TimelineChange,
     TimelineState,
     actor_country,
@@ -745,3 +746,63 @@ def test_evidence_is_capped_deterministically_but_counts_stay_whole() -> None:
     retract_mention(state, uncited.mention_id)
     assert only(state).mention_count == n - 1
     assert rebuild_derived(state).timeline() == state.timeline()
+
+
+# --- coalesced publishing -------------------------------------------------------------------
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mention_sets(), seed=st.randoms(use_true_random=False),
+       window=st.integers(min_value=1, max_value=8))
+def test_coalesced_changes_leave_consumers_the_same_timeline(
+    data: tuple[list[EventMention], list[DuplicateNotice]], seed: Any, window: int
+) -> None:
+    """Publishing each entry's last change per window of messages (the worker's coalescing)
+    shows a consumer of the compacted topic the same timeline, with at most as many records."""
+    mentions, notices = data
+    events: list[EventMention | DuplicateNotice] = [*mentions, *notices]
+    seed.shuffle(events)
+    state = TimelineState.in_memory()
+    every: dict[str, TimelineEntry] = {}
+    coalesced: dict[str, TimelineEntry] = {}
+    waiting = CoalescedChanges()
+    n_every = n_coalesced = 0
+    for n, event in enumerate(events, start=1):
+        if isinstance(event, EventMention):
+            changes = apply_mention(state, event)
+        else:
+            changes = apply_duplicate(state, event)
+        replay_changes(changes, every)
+        n_every += len(changes)
+        for change in changes:
+            waiting.add(change)
+        if n % window == 0:
+            sent = [change for change, _ in waiting.drain()]
+            n_coalesced += len(sent)
+            replay_changes(sent, coalesced)
+    sent = [change for change, _ in waiting.drain()]
+    n_coalesced += len(sent)
+    replay_changes(sent, coalesced)
+    assert coalesced == every == state.timeline()
+    assert n_coalesced <= n_every
+    assert len(waiting) == 0
+
+
+def test_coalescing_keeps_the_last_change_per_entry_in_order_and_every_expiry() -> None:
+    def entry(eid: str, tone: float) -> TimelineEntry:
+        state = TimelineState.in_memory()
+        apply_mention(state, mention("m1", tone=tone))
+        only = next(iter(state.timeline().values()))
+        return only.model_copy(update={"id": eid})
+
+    waiting = CoalescedChanges()
+    waiting.add(TimelineChange("upsert", "a", entry=entry("a", 1.0)))
+    waiting.add(TimelineChange("upsert", "b", entry=entry("b", 1.0)))
+    waiting.add(TimelineChange("upsert", "a", entry=entry("a", 2.0)), observe=False)
+    waiting.add(TimelineChange("expire", "c", entry=entry("c", 1.0)))
+    waiting.add(TimelineChange("upsert", "c", entry=entry("c", 3.0)))
+    waiting.add(TimelineChange("tombstone", "b", merged_into="a"))
+    drained = waiting.drain()
+    assert [(c.kind, c.entry_id) for c, _ in drained] == [
+        ("upsert", "a"), ("expire", "c"), ("upsert", "c"), ("tombstone", "b")]
+    assert drained[0][0].entry is not None and drained[0][0].entry.tone == 2.0
+    assert drained[0][1] is False  # the replacing change's own flag
+    assert waiting.drain() == []
