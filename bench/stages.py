@@ -31,7 +31,7 @@ def stage_costs(repeat: int) -> dict[str, dict[str, float]]:
     costs: dict[str, list[float]] = {"normalize": [], "dedupe": [], "extract+enrich": [],
                                      "timeline": []}
     for _ in range(repeat):
-        dstate = dedupe.DedupeState(exact={}, bands={}, signatures={})
+        dstate = dedupe.DedupeState(exact={}, signatures={})
         tstate = timeline.TimelineState.in_memory()
         for raw in raws:
             t0 = time.perf_counter()
@@ -59,7 +59,7 @@ def dedupe_memory_per_100k(n: int) -> float:
     articles = [normalize.normalize(i.article) for i in items]
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    state = dedupe.DedupeState(exact={}, bands={}, signatures={})
+    state = dedupe.DedupeState(exact={}, signatures={})
     for article in articles:
         dedupe.check_and_remember(article, state, now=article.ingested_at)
     after = tracemalloc.take_snapshot()

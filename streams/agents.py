@@ -62,7 +62,9 @@ def _table(name: str) -> Any:
 dedupe_signatures = _table("dedupe-signatures")
 timeline_mentions = _table("timeline-mentions")
 timeline_reposts = _table("timeline-reposts")
-_derived: dict[str, dict[Any, Any]] = {"exact": {}, "bands": {}, "index": {}, "entries": {}}
+_derived: dict[str, Any] = {
+    "exact": {}, "bands": dedupe.BandIndex(), "index": {}, "entries": {},
+}
 
 EVICT_EVERY_S = 60.0
 REPAIR_READ_TIMEOUT_S = 45.0
@@ -112,7 +114,7 @@ def _rebuild_dedupe_index() -> None:
     _rebuild["dedupe"] = False
     exact, bands = dedupe.rebuild_index(dedupe_signatures, DEDUPE_CONFIG)
     _derived["exact"], _derived["bands"] = exact, bands
-    log.info("dedupe_index_rebuilt", articles=len(dedupe_signatures), bands=len(bands))
+    log.info("dedupe_index_rebuilt", articles=len(dedupe_signatures), band_entries=bands.entries)
 
 
 @app.agent(clean_topic, name="dedupe")

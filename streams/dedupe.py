@@ -4,9 +4,9 @@ State is three ``MutableMapping``s with string keys and JSON-friendly values, so
 agent can pass changelog-backed Faust tables and tests can pass dicts:
 
 * ``exact``: content hash → ``{"id", "ts"}`` of the first article with that text;
-* ``bands``: LSH band key (an ``int``, :func:`lsh_band_keys`) → the id of the one unique article
-  in that bucket, or the list of their ids, oldest first, when there are several (the ingest
-  time of an id is its ``signatures`` record's);
+* ``bands``: a :class:`BandIndex`, LSH band key (:func:`lsh_band_keys`) → the ids of the
+  unique articles in that bucket, oldest first (the ingest time of an id is its ``signatures``
+  record's);
 * ``signatures``: article id → ``{"ts", "kind", "sig", "hash", "banded"}`` for a unique article
   (``sig`` is its MinHash signature, :func:`pack_signature`: 684 base64 characters; a list of
   ints, as older records hold, is read too) or ``{"ts", "kind", "of", "sim"}`` for a duplicate: the
@@ -15,9 +15,8 @@ agent can pass changelog-backed Faust tables and tests can pass dicts:
 Values are always replaced, never mutated in place: a Faust table only sees ``table[k] = v``.
 The worker keeps only ``signatures`` in a changelog-backed table; ``exact`` and ``bands`` are
 derived from it in memory (:func:`rebuild_index`), hence their compact, non-JSON shapes: per
-unique article one 684-character signature string and 64 integer keys, most of them naming a
-bucket of one article (about 7 kB per article in all, was about 14 kB with signatures as lists
-of ints and band keys as strings of lists of dicts).
+unique article one 684-character signature string, and 64 band entries of about 13 bytes each
+in numpy arrays (they were Python ints in a dict, about 90 bytes each).
 
 Similarity is the Jaccard index of word bigram sets, estimated by MinHash (128 hash functions
 of the multiply-shift family over 32-bit shingle hashes: numpy, no per-process salt, so
@@ -38,8 +37,9 @@ import base64
 import binascii
 import re
 import zlib
-from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal, TypeAlias
 
@@ -50,6 +50,7 @@ from schemas.models import CleanArticle, DuplicateNotice
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "BandIndex",
     "DedupeConfig",
     "DedupeState",
     "DedupeVerdict",
@@ -58,6 +59,7 @@ __all__ = [
     "duplicate_notice",
     "estimated_similarity",
     "evict_older_than",
+    "fold_band_key",
     "lsh_band_keys",
     "minhash_signature",
     "pack_signature",
@@ -98,13 +100,179 @@ class DedupeConfig:
 DEFAULT_CONFIG = DedupeConfig()
 
 
+_MASK64 = (1 << 64) - 1
+_FOLD = 0x9E3779B97F4A7C15
+
+
+def fold_band_key(key: int) -> int:
+    """A band key as one unsigned 64-bit integer: its low 64 bits (the band's values) xor its
+    band number times an odd constant. Two keys may fold alike (about 2^-64 per pair); that
+    only adds a candidate, and every candidate is verified against its signature."""
+    return (key & _MASK64) ^ (((key >> 64) * _FOLD) & _MASK64)
+
+
+class BandIndex(Mapping[int, list[str]]):
+    """The LSH buckets: folded band key (:func:`fold_band_key`) → article ids, oldest first.
+
+    Most entries live in three numpy arrays sorted by key (key, article slot, live flag: 13
+    bytes an entry); new entries go to a dict of lists that is merged into the arrays once it
+    holds ``merge_at`` entries. Article ids are stored once, as slots. As a ``Mapping`` (for
+    tests and inspection) it is the buckets by folded key; the detector uses :meth:`candidates`,
+    :meth:`add` and :meth:`retain`.
+    """
+
+    def __init__(self, merge_at: int = 65_536) -> None:
+        self._merge_at = merge_at
+        self._ids: list[str] = []
+        self._slot_of: dict[str, int] = {}
+        self._keys: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
+        self._slots: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self._live: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self._delta: dict[int, list[int]] = {}
+        self._delta_entries = 0
+
+    # --- the detector's operations -------------------------------------------------------
+    def candidates(self, keys: list[int]) -> list[str]:
+        """The ids in the buckets of ``keys`` (band keys, not folded), each once, bucket by
+        bucket, oldest first."""
+        folded = [fold_band_key(k) for k in keys]
+        hits: dict[int, tuple[int, int]] = {}
+        if len(self._keys):
+            query = np.array(folded, dtype=np.uint64)
+            lows = np.searchsorted(self._keys, query, "left")
+            highs = np.searchsorted(self._keys, query, "right")
+            for i in np.flatnonzero(highs > lows).tolist():
+                hits[i] = (int(lows[i]), int(highs[i]))
+        out: dict[str, None] = {}
+        ids, delta = self._ids, self._delta
+        for i, key in enumerate(folded):
+            if i in hits:
+                lo, hi = hits[i]
+                for slot in self._slots[lo:hi][self._live[lo:hi]].tolist():
+                    out[ids[slot]] = None
+            recent = delta.get(key)
+            if recent:
+                for slot in recent:
+                    out[ids[slot]] = None
+        return list(out)
+
+    def add(self, article_id: str, keys: list[int], cap: int) -> None:
+        """Append ``article_id`` to the buckets of ``keys``; a bucket keeps its newest ``cap``."""
+        slot = self._slot_of.get(article_id)
+        if slot is None:
+            slot = self._slot_of[article_id] = len(self._ids)
+            self._ids.append(article_id)
+        folded = [fold_band_key(k) for k in keys]
+        lows, highs = self._ranges(folded)
+        for key, lo, hi in zip(folded, lows, highs, strict=True):
+            run = np.flatnonzero(self._live[lo:hi]) + lo if hi > lo else None
+            recent = self._delta.get(key)
+            if (recent is not None and slot in recent) or (
+                run is not None and slot in self._slots[run].tolist()
+            ):
+                continue
+            if recent is None:
+                recent = self._delta[key] = []
+            recent.append(slot)
+            self._delta_entries += 1
+            excess = (0 if run is None else len(run)) + len(recent) - cap
+            for index in (run[:excess] if run is not None and excess > 0 else ()):
+                self._live[index] = False  # the oldest go first: the run's, then the dict's
+                excess -= 1
+            if excess > 0:
+                del recent[:excess]
+                self._delta_entries -= excess
+        if self._delta_entries >= self._merge_at:
+            self._merge()
+
+    def retain(self, keep: Callable[[str], bool]) -> int:
+        """Drop the entries of the articles ``keep`` rejects; returns how many entries went."""
+        alive = np.fromiter((keep(i) for i in self._ids), dtype=bool, count=len(self._ids))
+        if bool(alive.all()):
+            return 0
+        renumber = (np.cumsum(alive) - 1).astype(np.int32)
+        kept = self._live & alive[self._slots]
+        removed = int(self._live.sum() - kept.sum())
+        self._keys, self._slots = self._keys[kept], renumber[self._slots[kept]]
+        self._live = np.ones(len(self._keys), dtype=bool)
+        for key, recent in list(self._delta.items()):
+            fresh = [int(renumber[s]) for s in recent if alive[s]]
+            removed += len(recent) - len(fresh)
+            self._delta_entries -= len(recent) - len(fresh)
+            if fresh:
+                self._delta[key] = fresh
+            else:
+                del self._delta[key]
+        self._ids = [i for i, a in zip(self._ids, alive.tolist(), strict=True) if a]
+        self._slot_of = {i: n for n, i in enumerate(self._ids)}
+        return removed
+
+    @property
+    def entries(self) -> int:
+        """Article ids held in all buckets."""
+        return int(self._live.sum()) + self._delta_entries
+
+    # --- internals -----------------------------------------------------------------------
+    def _ranges(self, folded: list[int]) -> tuple[list[int], list[int]]:
+        if not len(self._keys):
+            zeros = [0] * len(folded)
+            return zeros, zeros
+        query = np.array(folded, dtype=np.uint64)
+        lows: list[int] = np.searchsorted(self._keys, query, "left").tolist()
+        highs: list[int] = np.searchsorted(self._keys, query, "right").tolist()
+        return lows, highs
+
+    def _bucket(self, key: int, lo: int, hi: int) -> list[int]:
+        slots: list[int] = self._slots[lo:hi][self._live[lo:hi]].tolist() if hi > lo else []
+        recent = self._delta.get(key)
+        return slots + recent if recent else slots
+
+    def _merge(self) -> None:
+        keys, slots = self._keys[self._live], self._slots[self._live]
+        new_keys = np.fromiter((k for k, r in self._delta.items() for _ in r), dtype=np.uint64)
+        new_slots = np.fromiter((s for r in self._delta.values() for s in r), dtype=np.int32)
+        order = np.argsort(new_keys, kind="stable")
+        new_keys, new_slots = new_keys[order], new_slots[order]
+        at = np.searchsorted(keys, new_keys, "right")  # after the older entries of a key
+        self._keys, self._slots = np.insert(keys, at, new_keys), np.insert(slots, at, new_slots)
+        self._live = np.ones(len(self._keys), dtype=bool)
+        self._delta.clear()
+        self._delta_entries = 0
+
+    def _buckets(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = defaultdict(list)
+        live = self._live
+        for key, slot in zip(self._keys[live].tolist(), self._slots[live].tolist(), strict=True):
+            out[key].append(self._ids[slot])
+        for key, recent in self._delta.items():
+            out[key].extend(self._ids[s] for s in recent)
+        return dict(out)
+
+    # --- Mapping -------------------------------------------------------------------------
+    def __getitem__(self, folded_key: int) -> list[str]:
+        lows, highs = self._ranges([folded_key])
+        slots = self._bucket(folded_key, lows[0], highs[0])
+        if not slots:
+            raise KeyError(folded_key)
+        return [self._ids[s] for s in slots]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._buckets())
+
+    def __len__(self) -> int:
+        keys = np.concatenate([self._keys[self._live],
+                               np.array(list(self._delta), dtype=np.uint64)])
+        return len(np.unique(keys))
+
+
 @dataclass(slots=True)
 class DedupeState:
-    """The three mappings the detector reads and writes (Faust tables or dicts)."""
+    """What the detector reads and writes: ``exact`` and ``signatures`` are Faust tables or
+    dicts, ``bands`` a :class:`BandIndex` (in memory, derived from ``signatures``)."""
 
     exact: MutableMapping[str, Any]
-    bands: MutableMapping[int, Any]
     signatures: MutableMapping[str, Any]
+    bands: BandIndex = field(default_factory=BandIndex)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +405,6 @@ def estimated_similarity(left: Signature | list[int], right: Signature | list[in
     return equal / len(left)
 
 
-def _bucket_ids(bucket: Any) -> list[str]:
-    """The article ids of a band bucket: one id, or a list of ids."""
-    if not bucket:
-        return []
-    if isinstance(bucket, str):
-        return [bucket]
-    return list(bucket)
-
-
 # ============================================================================================
 # Detection
 # ============================================================================================
@@ -312,24 +471,7 @@ def _remember_unique(
         return
     if keys is None:
         keys = lsh_band_keys(signature, config.rows_per_band)
-    _add_to_bands(state.bands, article.id, keys, config.max_band_entries)
-
-
-def _add_to_bands(
-    bands: MutableMapping[int, Any], article_id: str, keys: list[int], cap: int
-) -> None:
-    """Append ``article_id`` to the buckets of ``keys`` (the newest ``cap`` stay): a bucket of
-    one is the id itself, larger ones are new lists (values are replaced, never mutated)."""
-    for key in keys:
-        bucket = bands.get(key)
-        if bucket is None:
-            bands[key] = article_id
-            continue
-        ids = _bucket_ids(bucket)
-        if article_id in ids:
-            continue
-        ids.append(article_id)
-        bands[key] = ids[-cap:] if len(ids) > cap else ids
+    state.bands.add(article.id, keys, config.max_band_entries)
 
 
 def _best_candidate(
@@ -340,17 +482,7 @@ def _best_candidate(
     threshold: float,
     horizon: float = float("-inf"),
 ) -> tuple[str, float] | None:
-    candidates: dict[str, None] = {}
-    bands = state.bands
-    for key in keys:
-        bucket = bands.get(key)
-        if bucket is None:
-            continue
-        if isinstance(bucket, str):
-            candidates[bucket] = None
-        else:
-            candidates.update(dict.fromkeys(bucket))
-    candidates.pop(article_id, None)
+    candidates = [c for c in state.bands.candidates(keys) if c != article_id]
     if not candidates:
         return None
     ids: list[str] = []
@@ -407,7 +539,7 @@ def _verdict_from_record(record: Any) -> DedupeVerdict:
 # ============================================================================================
 def rebuild_index(
     signatures: Mapping[str, Any], config: DedupeConfig = DEFAULT_CONFIG
-) -> tuple[dict[str, Any], dict[int, Any]]:
+) -> tuple[dict[str, Any], BandIndex]:
     """The exact-hash and LSH-band indexes, derived from the remembered unique articles.
 
     The worker keeps only ``signatures`` in a changelog-backed table (the source of truth) and
@@ -415,7 +547,7 @@ def rebuild_index(
     changelog writes per article, and nothing a crash could leave half-written.
     """
     exact: dict[str, Any] = {}
-    bands: dict[int, Any] = {}
+    bands = BandIndex()
     uniques = sorted(
         ((float(rec.get("ts", 0.0)), aid, rec) for aid, rec in signatures.items()
          if rec and rec.get("kind") == "unique" and rec.get("sig")),
@@ -427,7 +559,7 @@ def rebuild_index(
             exact[digest] = {"id": aid, "ts": ts}
         if rec.get("banded", True):
             keys = lsh_band_keys(unpack_signature(rec["sig"]), config.rows_per_band)
-            _add_to_bands(bands, aid, keys, config.max_band_entries)
+            bands.add(aid, keys, config.max_band_entries)
     return exact, bands
 
 
@@ -447,24 +579,7 @@ def evict_older_than(state: DedupeState, cutoff_ts: float) -> int:
             del mapping[key]
         removed += len(stale)
     signatures = state.signatures
-    for band, bucket in list(state.bands.items()):
-        if isinstance(bucket, str):
-            if bucket not in signatures:
-                del state.bands[band]
-                removed += 1
-            continue
-        entries = list(bucket or ())
-        fresh = [e for e in entries if e in signatures]
-        if len(fresh) == len(entries) and entries:
-            continue
-        removed += len(entries) - len(fresh)
-        if len(fresh) > 1:
-            state.bands[band] = fresh
-        elif fresh:
-            state.bands[band] = fresh[0]
-        else:
-            del state.bands[band]
-    return removed
+    return removed + state.bands.retain(lambda article_id: article_id in signatures)
 
 
 def duplicate_notice(article: CleanArticle, verdict: DedupeVerdict) -> DuplicateNotice:

@@ -27,7 +27,7 @@ class InProcessPipeline:
     """Pipeline state held in dicts, in place of the worker's Faust tables."""
 
     dedupe_state: dedupe.DedupeState = field(
-        default_factory=lambda: dedupe.DedupeState(exact={}, bands={}, signatures={})
+        default_factory=lambda: dedupe.DedupeState(exact={}, signatures={})
     )
     timeline_state: timeline.TimelineState = field(
         default_factory=timeline.TimelineState.in_memory

@@ -47,13 +47,13 @@ def articles() -> list[CleanArticle]:
 
 
 def _state() -> dedupe.DedupeState:
-    return dedupe.DedupeState(exact={}, bands={}, signatures={})
+    return dedupe.DedupeState(exact={}, signatures={})
 
 
 def _ids(bucket: Any) -> list[str]:
-    """A band bucket's article ids: one id alone, several as a list."""
-    assert isinstance(bucket, str) or (isinstance(bucket, list) and len(bucket) > 1), bucket
-    return [bucket] if isinstance(bucket, str) else list(bucket)
+    """A band bucket's article ids (a bucket without ids does not exist)."""
+    assert isinstance(bucket, list) and bucket and len(set(bucket)) == len(bucket), bucket
+    return list(bucket)
 
 
 def _article(aid: str, text: str, ts: float = INGEST) -> CleanArticle:
@@ -208,7 +208,7 @@ class JsonTable(MutableMapping[str, Any]):
 
 
 def test_state_survives_a_json_round_trip(articles: list[CleanArticle]) -> None:
-    state = dedupe.DedupeState(exact=JsonTable(), bands=JsonTable(), signatures=JsonTable())
+    state = dedupe.DedupeState(exact=JsonTable(), signatures=JsonTable())
     found = {}
     for article in articles:
         verdict = dedupe.check_and_remember(article, state, now=INGEST)
@@ -275,7 +275,7 @@ def test_verdicts_do_not_depend_on_eviction_timing() -> None:
     text = " ".join(f"word{i} sentence{i % 7}" for i in range(60))
 
     def verdict_of_repost(evict_first: bool) -> dedupe.DedupeVerdict:
-        state = dedupe.DedupeState(exact={}, bands={}, signatures={})
+        state = dedupe.DedupeState(exact={}, signatures={})
         dedupe.check_and_remember(_article("a", text, 1000.0), state, now=1000.0, config=config)
         if evict_first:
             dedupe.evict_older_than(state, 1050.0)
@@ -291,7 +291,7 @@ def test_a_replay_repairs_candidate_writes_a_crash_lost() -> None:
     text = " ".join(f"word{i} sentence{i % 7}" for i in range(60))
     state = _state()
     dedupe.check_and_remember(_article("a", text), state, now=INGEST)
-    state.bands.clear()
+    state.bands = dedupe.BandIndex()
     state.exact.clear()
     assert not dedupe.check_and_remember(_article("a", text), state, now=INGEST).is_duplicate
     repost = dedupe.check_and_remember(_article("b", text + " extra"), state, now=INGEST + 1)
@@ -342,3 +342,24 @@ def test_band_keys_are_distinct_integers_per_band() -> None:
     assert len(keys) == 64 and len(set(keys)) == 64  # equal values, different bands
     assert all(isinstance(k, int) for k in keys)
     assert keys[1] == (1 << 64) | (7 << 32) | 7
+
+
+def test_band_index_merges_its_recent_entries_without_changing_any_bucket() -> None:
+    """The arrays and the dict of recent entries are one index: merging often (every 7
+    entries) or never gives the same buckets, candidates, caps and evictions."""
+    texts = [" ".join(f"w{(i * 7 + j) % 40} x{j % 3}" for j in range(30)) for i in range(30)]
+    config = dedupe.DedupeConfig(max_band_entries=4, threshold=1.1)  # all unique, caps bite
+    merged = dedupe.DedupeState(exact={}, signatures={}, bands=dedupe.BandIndex(merge_at=7))
+    unmerged = dedupe.DedupeState(exact={}, signatures={}, bands=dedupe.BandIndex(merge_at=10**9))
+    for n, text in enumerate(texts):
+        for state in (merged, unmerged):
+            dedupe.check_and_remember(_article(f"a{n:02d}", text), state, now=n, config=config)
+    assert merged.bands._keys.size > 0 and unmerged.bands._keys.size == 0
+    assert dict(merged.bands) == dict(unmerged.bands)
+    assert max(len(_ids(b)) for b in merged.bands.values()) == 4
+    keys = dedupe.lsh_band_keys(dedupe.minhash_signature(texts[3]))
+    assert merged.bands.candidates(keys) == unmerged.bands.candidates(keys)
+    for state in (merged, unmerged):
+        dedupe.evict_older_than(state, cutoff_ts=15)
+    assert dict(merged.bands) == dict(unmerged.bands)
+    assert {i for b in merged.bands.values() for i in b} <= {f"a{n:02d}" for n in range(15, 30)}
