@@ -68,6 +68,7 @@ _derived: dict[str, Any] = {
 
 EVICT_EVERY_S = 60.0
 REPAIR_READ_TIMEOUT_S = 45.0
+REVOKE_FLUSH_TIMEOUT_S = 10.0
 _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
 # Dedupe evicts by stream time (the newest ingest time seen), not wall-clock time, so that a
 # backfill of old articles keeps its window; a day of margin covers producers' clock skew.
@@ -202,9 +203,9 @@ async def _flush_pending() -> None:
     """Send the coalesced changes, oldest first; one flush at a time, so that an older version
     of an entry is never sent after a newer one."""
     async with _flush_lock:
-        while _pending:
-            for change, observe in _pending.drain():
-                await _send_change(change, observe)
+        while _pending:  # one at a time: a cancelled flush loses no change but the one sent
+            change, observe = _pending.pop()
+            await _send_change(change, observe)
 
 
 async def _send_change(change: timeline.TimelineChange, observe: bool) -> None:
@@ -337,8 +338,14 @@ async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
     """Publish what is coalesced before another worker may take the timeline over: its repair
-    must not be overtaken by older versions sent from here."""
-    await _flush_pending()
+    must not be overtaken by older versions sent from here. Faust flushed its producer before
+    this signal, so the producer is flushed again. Bounded: a rebalance must not hang on it
+    (what is not sent is published by the next owner's repair)."""
+    try:
+        await asyncio.wait_for(_flush_pending(), timeout=REVOKE_FLUSH_TIMEOUT_S)
+        await asyncio.wait_for(app.producer.flush(), timeout=REVOKE_FLUSH_TIMEOUT_S)
+    except Exception as exc:  # never crash the rebalance over it
+        log.warning("timeline_flush_on_revoke_failed", error=repr(exc), pending=len(_pending))
 
 
 # --- ops: consumer lag on /metrics -------------------------------------------------------

@@ -226,6 +226,13 @@ class CoalescedChanges:
             self._waiting[f"{change.entry_id}\x00{self._kept}"] = previous
         self._waiting[change.entry_id] = (change, observe)
 
+    def pop(self) -> tuple[TimelineChange, bool]:
+        """The oldest waiting change, removed (KeyError when none waits)."""
+        key = next(iter(self._waiting), None)
+        if key is None:
+            raise KeyError("no change waits")
+        return self._waiting.pop(key)
+
     def drain(self) -> list[tuple[TimelineChange, bool]]:
         """The waiting changes, oldest first; the buffer is left empty."""
         out = list(self._waiting.values())

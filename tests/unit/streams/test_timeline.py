@@ -806,3 +806,9 @@ def test_coalescing_keeps_the_last_change_per_entry_in_order_and_every_expiry() 
     assert drained[0][0].entry is not None and drained[0][0].entry.tone == 2.0
     assert drained[0][1] is False  # the replacing change's own flag
     assert waiting.drain() == []
+    waiting.add(TimelineChange("tombstone", "x"))
+    waiting.add(TimelineChange("tombstone", "y"))
+    assert waiting.pop()[0].entry_id == "x" and len(waiting) == 1
+    waiting.pop()
+    with pytest.raises(KeyError):
+        waiting.pop()
