@@ -60,7 +60,12 @@ def _table(name: str) -> Any:
 # are rebuilt after every (re)assignment, so that a crash cannot leave them half-written and
 # each message costs a few changelog writes, not dozens.
 dedupe_signatures = _table("dedupe-signatures")
-timeline_mentions = _table("timeline-mentions")
+# mentions as compact JSON bytes (timeline.CompactMentions): half the memory of dicts
+timeline_mentions = app.Table(
+    "timeline-mentions", default=None, partitions=1,
+    schema=faust.Schema(key_serializer="json", value_serializer="raw"),
+)
+_stored_mentions = timeline.CompactMentions(timeline_mentions)
 timeline_reposts = _table("timeline-reposts")
 _derived: dict[str, Any] = {
     "exact": {}, "bands": dedupe.BandIndex(), "index": {}, "entries": {},
@@ -168,7 +173,7 @@ async def extract_agent(stream: Any) -> None:
 # --- timeline sink -------------------------------------------------------------------------
 def _timeline_state() -> timeline.TimelineState:
     return timeline.TimelineState(
-        mentions=timeline_mentions, entries=_derived["entries"], index=_derived["index"],
+        mentions=_stored_mentions, entries=_derived["entries"], index=_derived["index"],
         reposts=timeline_reposts,
     )
 
@@ -333,6 +338,7 @@ _rebuild = {"dedupe": True, "timeline": True}
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's stub wants signal=
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
     _rebuild["dedupe"] = _rebuild["timeline"] = True
+    _stored_mentions.clear_cache()  # the table may have been recovered or changed meanwhile
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]

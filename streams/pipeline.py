@@ -30,7 +30,7 @@ class InProcessPipeline:
         default_factory=lambda: dedupe.DedupeState(exact={}, signatures={})
     )
     timeline_state: timeline.TimelineState = field(
-        default_factory=timeline.TimelineState.in_memory
+        default_factory=timeline.TimelineState.compact
     )
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: list[DuplicateNotice] = field(default_factory=list)

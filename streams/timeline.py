@@ -76,9 +76,8 @@ import hashlib
 import json
 import math
 import re
-import sys
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -104,6 +103,7 @@ __all__ = [
     "MAX_EVIDENCE",
     "CameoTable",
     "CoalescedChanges",
+    "CompactMentions",
     "TimelineChange",
     "TimelineState",
     "actor_country",
@@ -240,6 +240,62 @@ class CoalescedChanges:
         return out
 
 
+class CompactMentions(MutableMapping[str, Any]):
+    """The stored mentions as compact UTF-8 JSON in ``backing`` (a Faust table of raw values,
+    or a dict), read back through a cache of the most recently used documents.
+
+    A mention held as a dict costs about 1.8 kB (27 keys and their value objects); as JSON
+    bytes about 0.9 kB. The merge reads the same few hundred documents again and again (those
+    of the entries and months it touches), so most reads hit the cache. Documents read are
+    shared, never to be mutated, like those of a plain dict. A backing value that is already a
+    dict (an older changelog) is read as it is.
+    """
+
+    def __init__(self, backing: MutableMapping[str, Any], cache_size: int = 8_192) -> None:
+        self.backing = backing
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def clear_cache(self) -> None:
+        """Forget the decoded documents (after the backing table was recovered or changed)."""
+        self._cache.clear()
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        cache = self._cache
+        doc = cache.get(key)
+        if doc is not None:
+            cache.move_to_end(key)
+            return doc
+        raw = self.backing[key]
+        doc = raw if isinstance(raw, dict) else json.loads(raw)
+        self._remember(key, doc)
+        return doc
+
+    def __setitem__(self, key: str, doc: dict[str, Any]) -> None:
+        self.backing[key] = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        self._remember(key, doc)
+
+    def __delitem__(self, key: str) -> None:
+        del self.backing[key]
+        self._cache.pop(key, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.backing)
+
+    def __len__(self) -> int:
+        return len(self.backing)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.backing
+
+    def _remember(self, key: str, doc: dict[str, Any]) -> None:
+        cache = self._cache
+        cache[key] = doc
+        cache.move_to_end(key)
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+
+
 @dataclass
 class TimelineState:
     """The merge state, as mappings of JSON-friendly values (Faust tables in the worker).
@@ -261,6 +317,11 @@ class TimelineState:
     @classmethod
     def in_memory(cls) -> TimelineState:
         return cls(mentions={}, entries={}, index={}, reposts={})
+
+    @classmethod
+    def compact(cls) -> TimelineState:
+        """In memory, mentions held as :class:`CompactMentions` (as the worker holds them)."""
+        return cls(mentions=CompactMentions({}), entries={}, index={}, reposts={})
 
     def timeline(self) -> dict[str, TimelineEntry]:
         """The current entries, by id."""
@@ -1362,37 +1423,6 @@ def _floating_of(state: TimelineState, article: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda d: str(d["mention_id"]))
 
 
-# Values that many stored mentions repeat (codes, actors, languages, dates, sources, versions):
-# one shared string each instead of a copy per mention, which is most of a mention's memory
-# besides its quote and ids. Stored documents are never mutated, so sharing is safe.
-_SHARED_FIELDS = frozenset((
-    "lang", "cameo_code", "cameo_root", "source_actor", "target_actor", "date", "date_precision",
-    "date_source", "date_anchor", "published", "extractor_version", "outlet",
-))
-_SHARED_LISTS = frozenset(("actors", "entities"))
-
-
-def _shared_values(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a mention document whose repeated string values are interned."""
-    out = dict(doc)
-    for name in _SHARED_FIELDS:
-        value = out.get(name)
-        if type(value) is str:
-            out[name] = sys.intern(value)
-    for name in _SHARED_LISTS:
-        values = out.get(name)
-        if type(values) is list and all(type(v) is str for v in values):
-            out[name] = [sys.intern(v) for v in values]
-    places = out.get("places")
-    if type(places) is list and places:
-        out["places"] = [
-            {k: sys.intern(v) if type(v) is str else v for k, v in p.items()}
-            if type(p) is dict else p
-            for p in places
-        ]
-    return out
-
-
 def _index_slot(state: TimelineState, key: str, row: list[Any], present: bool) -> None:
     rows = [list(r) for r in state.index.get(key) or ()]
     others = [r for r in rows if r != row]
@@ -1460,7 +1490,7 @@ def _change(
         _index_article(state, doc, present=False)
         _index_anchoring(state, doc, present=False)
     for doc in added:
-        state.mentions[str(doc["mention_id"])] = _shared_values(doc)
+        state.mentions[str(doc["mention_id"])] = dict(doc)
         _index_article(state, doc, present=True)
         _index_anchoring(state, doc, present=True)
 

@@ -16,6 +16,7 @@ from schemas.models import DuplicateNotice, EventMention, TimelineEntry
 from streams.errors import RejectedInput
 from streams.timeline import (
     CoalescedChanges,
+    CompactMentions,
     TimelineChange,
     TimelineState,
     actor_country,
@@ -812,3 +813,44 @@ def test_coalescing_keeps_the_last_change_per_entry_in_order_and_every_expiry() 
     waiting.pop()
     with pytest.raises(KeyError):
         waiting.pop()
+
+
+# --- compact mention storage ----------------------------------------------------------------
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mention_sets(), seed=st.randoms(use_true_random=False))
+def test_compact_mentions_give_the_same_timeline_as_dicts(
+    data: tuple[list[EventMention], list[DuplicateNotice]], seed: Any
+) -> None:
+    """Mentions stored as JSON bytes behind a tiny cache (2 documents, so most reads decode)
+    merge exactly as mentions stored as dicts."""
+    mentions, notices = data
+    events: list[EventMention | DuplicateNotice] = [*mentions, *notices]
+    seed.shuffle(events)
+    plain = TimelineState.in_memory()
+    backing: dict[str, Any] = {}
+    compact = TimelineState(mentions=CompactMentions(backing, cache_size=2), entries={},
+                            index={}, reposts={})
+    for event in events:
+        for state in (plain, compact):
+            if isinstance(event, EventMention):
+                apply_mention(state, event)
+            else:
+                apply_duplicate(state, event)
+    assert compact.timeline() == plain.timeline()
+    assert all(isinstance(v, bytes) for v in backing.values())
+    assert {k: json.loads(v) for k, v in backing.items()} == dict(plain.mentions)
+
+
+def test_compact_mentions_read_legacy_dicts_and_forget_their_cache() -> None:
+    doc = mention("m1").model_dump(mode="json")
+    backing: dict[str, Any] = {"m1": doc}  # as an older changelog holds it
+    store = CompactMentions(backing)
+    assert store["m1"] == doc and "m1" in store and len(store) == 1
+    store["m2"] = {**doc, "mention_id": "m2"}
+    assert json.loads(backing["m2"])["mention_id"] == "m2"
+    backing["m2"] = json.dumps({**doc, "mention_id": "m2", "tone": -1.0}).encode()
+    assert store["m2"]["tone"] == doc["tone"]  # served from the cache
+    store.clear_cache()
+    assert store["m2"]["tone"] == -1.0  # read again from the backing table
+    del store["m2"]
+    assert "m2" not in backing and store.get("m2") is None
