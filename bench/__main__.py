@@ -80,7 +80,7 @@ def passthrough_rate(bootstrap: str, items: list[StreamItem]) -> float:
     return len(payloads) / (time.monotonic() - start)
 
 
-def in_process_rate(items: list[StreamItem]) -> tuple[float, list[float]]:
+def in_process_rate(items: list[StreamItem]) -> tuple[float, list[float], InProcessPipeline]:
     pipeline = InProcessPipeline()
     costs = []
     start = time.perf_counter()
@@ -88,7 +88,7 @@ def in_process_rate(items: list[StreamItem]) -> tuple[float, list[float]]:
         t0 = time.perf_counter()
         pipeline.process(item.article)
         costs.append((time.perf_counter() - t0) * 1000)
-    return len(items) / (time.perf_counter() - start), costs
+    return len(items) / (time.perf_counter() - start), costs, pipeline
 
 
 def rss_mb(pid: int, field: str) -> float:
@@ -191,10 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     log(f"stream: {len(items)} articles, "
         f"{sum(i.wire_group != i.article.id for i in items)} reposts")
     result: dict[str, float] = {"articles": float(len(items))}
-    rate, costs = in_process_rate(items)
+    rate, costs, pipeline = in_process_rate(items)
     result |= {"in_process_rate": rate, "in_process_ms_p50": statistics.median(costs),
-               "in_process_ms_p95": pct(costs, 0.95)}
-    log(f"in-process: {rate:.0f} articles/s")
+               "in_process_ms_p95": pct(costs, 0.95),
+               # what the stream holds, as the pipeline sees it
+               "duplicate_share": len(pipeline.duplicates) / len(items),
+               "mentions_per_article": len(pipeline.mentions) / len(items),
+               "timeline_entries": float(len(pipeline.timeline_state.entries))}
+    del pipeline
+    log(f"in-process: {rate:.0f} articles/s, {result['duplicate_share']:.0%} duplicates, "
+        f"{result['mentions_per_article']:.2f} mentions per article")
     settings = load_settings()
     workdir = Path(tempfile.mkdtemp(prefix="relwatch-bench-"))
     with bootstrap_for(settings) as bootstrap:

@@ -1259,7 +1259,7 @@ def _load_region(
         doc_key = pending.pop()
         if doc_key in region:
             continue
-        region[doc_key] = [list(r) for r in state.index.get(doc_key) or ()]
+        region[doc_key] = state.index.get(doc_key) or []  # read only
         rows = region[doc_key] + list(added_rows.get(doc_key, ()))
         for neighbour, boundary in _month_neighbours(doc_key, rows):
             if neighbour in region:
@@ -1268,6 +1268,23 @@ def _load_region(
             if any(row[2] == 0 and row[1] == boundary for row in there):
                 pending.append(neighbour)
     return region
+
+
+# The parsed keys of the month and year documents last read, by document key: a document is
+# replaced whole when it changes, so the list it was parsed from identifies the parse.
+_PARSED_CACHE_SIZE = 4_096
+_PARSED: dict[str, tuple[Sequence[Any], list[_Key]]] = {}
+
+
+def _keys_of(doc_key: str, rows: Sequence[Sequence[Any]]) -> list[_Key]:
+    cached = _PARSED.get(doc_key)
+    if cached is not None and cached[0] is rows:
+        return cached[1]
+    keys = [_Key.from_row(r) for r in rows]
+    if len(_PARSED) >= _PARSED_CACHE_SIZE:
+        _PARSED.clear()
+    _PARSED[doc_key] = (rows, keys)
+    return keys
 
 
 def _mutate(
@@ -1293,12 +1310,12 @@ def _mutate(
     touched = {_doc_key(b, k) for b, k in add_keys + remove_keys}
     region = _load_region(state, (d for d in touched if d[0] == "m"), added_rows)
     years = {d for d in touched if d[0] == "y"} | {f"y|{d[2:-3]}" for d in region}
-    year_rows = {d: [list(r) for r in state.index.get(d) or ()] for d in years}
+    year_rows = {d: state.index.get(d) or [] for d in years}  # read only
 
     seen = [*region.values(), *year_rows.values()]
     old_anchor = {row[0]: row[5] for rows in seen for row in rows}
     new_keys: dict[str, list[_Key]] = {
-        d: [_Key.from_row(r) for r in rows if r[0] not in removed_ids]
+        d: [k for k in _keys_of(d, rows) if k.mention_id not in removed_ids]
         for d, rows in [*region.items(), *year_rows.items()]
     }
     for bucket, key in add_keys:
@@ -1364,8 +1381,12 @@ def _mutate(
             tombstones.append(TimelineChange("tombstone", eid, merged_into=survivor))
 
     for d, keys in new_keys.items():
-        rows = sorted(k.row(anchors[k.mention_id]) for k in keys)
         previous = region.get(d, year_rows.get(d))
+        if d not in touched and previous and len(previous) == len(keys) and all(
+            anchors[k.mention_id] == old_anchor.get(k.mention_id) for k in keys
+        ):
+            continue  # no row added, removed or re-anchored: the document stays as it is
+        rows = sorted(k.row(anchors[k.mention_id]) for k in keys)
         if not rows:
             state.index.pop(d, None)
         elif rows != previous:
