@@ -976,10 +976,11 @@ def _anchor_key(slot: str, month: int) -> str:
     return f"d|{slot}|{month:02d}"
 
 
-# An anchor document groups its rows by (date, CAMEO root, place names): everything a probe
-# filters on but the story, so that a probe tests each group once and takes the group's first
-# member from another story, instead of testing every row of a busy day. A document is a list of
-# groups [date, root, places, [[mention id, wire, article], ...]], sorted, members sorted.
+# An anchor document groups its rows by (date, CAMEO root), then by place names: everything a
+# probe filters on but the story, so that a probe tests each date and root once, each place set
+# once, and takes a group's first member from another story, instead of testing every row of a
+# busy day. A document is a sorted list of groups [date, root, [[places, [[mention id, wire,
+# article], ...]], ...]], place sets sorted, members sorted.
 _AnchorGroup = Sequence[Any]
 
 
@@ -988,23 +989,33 @@ def _with_anchor(
 ) -> list[_AnchorGroup]:
     """An anchor document with ``row`` added (or removed); a new document, the given one is
     left as it is."""
-    head = [row[1], row[2], list(row[5])]
+    head, places = [row[1], row[2]], list(row[5])
     member = [row[0], row[3], row[4]]
     updated: list[_AnchorGroup] = []
     found = False
     for group in groups or ():
-        if list(group[:3]) != head:
+        if [group[0], group[1]] != head:
             updated.append(group)
             continue
         found = True
-        members = [list(m) for m in group[3] if list(m) != member]
-        if present:
-            members = sorted([*members, member])
-        if members:
-            updated.append([*head, members])
+        subgroups: list[list[Any]] = []
+        placed = False
+        for sub_places, members in group[2]:
+            if list(sub_places) == places:
+                placed = True
+                members = [list(m) for m in members if list(m) != member]
+                if present:
+                    members = sorted([*members, member])
+            if members:
+                subgroups.append([sub_places, members])
+        if present and not placed:
+            subgroups.append([places, [member]])
+            subgroups.sort(key=lambda sub: list(sub[0]))
+        if subgroups:
+            updated.append([*head, subgroups])
     if present and not found:
-        updated.append([*head, [member]])
-        updated.sort(key=lambda group: (group[0], group[1], group[2]))
+        updated.append([*head, [[places, [member]]]])
+        updated.sort(key=lambda group: (group[0], group[1]))
     return updated
 
 
@@ -1046,21 +1057,6 @@ def _probe(doc: Mapping[str, Any]) -> _Probe:
     )  # fmt: skip
 
 
-def _first_accepted(probe: _Probe, group: _AnchorGroup) -> str | None:
-    """The smallest mention id of an anchor group that may anchor the probing mention (what
-    :func:`_accepts` says of each of the group's rows), if any."""
-    _, _, wire, article, month, places, bound = probe
-    a_date, _, a_places, members = group
-    if a_date > bound or (month is not None and int(a_date[5:7]) != month):
-        return None
-    if places and a_places and places.isdisjoint(a_places):
-        return None
-    for a_mid, a_wire, a_article in members:
-        if a_wire != wire and a_article != article:
-            return str(a_mid)
-    return None
-
-
 def _accepts(probe: _Probe, row: Sequence[Any]) -> bool:
     """Whether an anchor row (of the probe's slot) may anchor the probing mention, any tier."""
     _, _, wire, article, month, places, bound = probe
@@ -1090,12 +1086,23 @@ def _resolve_article(
     supports: tuple[dict[str, set[str]], dict[str, set[str]]] = (defaultdict(set), defaultdict(set))
     bests: tuple[dict[tuple[str, str], tuple[str, str]], ...] = ({}, {})
     for probe, groups in probes:
-        mid, root = probe[0], probe[1]
-        for group in groups:
-            a_mid = _first_accepted(probe, group)
+        mid, root, wire, article, _, places, bound = probe
+        for a_date, a_root, subgroups in groups:
+            if a_date > bound:
+                continue  # the document is the probe's month already (_anchor_groups)
+            # the smallest mention id of the group that may anchor the probe (what _accepts
+            # says of each row): the first member from another story of each fitting place set
+            a_mid: str | None = None
+            for a_places, members in subgroups:
+                if places and a_places and places.isdisjoint(a_places):
+                    continue
+                for m_mid, m_wire, m_article in members:
+                    if m_wire != wire and m_article != article:
+                        if a_mid is None or m_mid < a_mid:
+                            a_mid = str(m_mid)
+                        break
             if a_mid is None:
                 continue
-            a_date, a_root = group[0], group[1]
             ym = a_date[:7]
             cand = (a_date, a_mid)
             for tier in (0, 1) if a_root == root else (1,):
