@@ -35,7 +35,9 @@ class Settings(BaseSettings):
         default=REPO_ROOT / ".relwatch", description="Worker state (Faust data dir, tables)"
     )
     store: str = Field(
-        default="memory://", description="Faust table store: memory:// or rocksdb://"
+        default="rocksdb://",
+        description="Faust table store: rocksdb:// (on disk under the data dir, through "
+        "rocksdict; memory stays bounded) or memory:// (everything in RAM)",
     )
     web_port: int = Field(default=6066, description="Worker HTTP port (/metrics, /health, API)")
     web_host: str = Field(default="127.0.0.1", description="Worker HTTP bind address")
