@@ -1288,10 +1288,14 @@ def _keys_of(doc_key: str, rows: Sequence[Sequence[Any]]) -> list[_Key]:
     if cached is not None and cached[0] is rows:
         return cached[1]
     keys = [_Key.from_row(r) for r in rows]
+    _remember_keys(doc_key, rows, keys)
+    return keys
+
+
+def _remember_keys(doc_key: str, rows: Sequence[Sequence[Any]], keys: list[_Key]) -> None:
     if len(_PARSED) >= _PARSED_CACHE_SIZE:
         _PARSED.clear()
     _PARSED[doc_key] = (rows, keys)
-    return keys
 
 
 def _mutate(
@@ -1398,6 +1402,8 @@ def _mutate(
             state.index.pop(d, None)
         elif rows != previous:
             state.index[d] = rows
+            # rows sort by mention id first: the keys in that order are this document's parse
+            _remember_keys(d, rows, sorted(keys, key=lambda k: k.mention_id))
     for s, summary in summaries.items():
         if not summary:
             state.index.pop(s, None)
