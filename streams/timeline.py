@@ -1068,26 +1068,36 @@ def _accepts(probe: _Probe, row: Sequence[Any]) -> bool:
     return not (places and a_places and not places & set(a_places))
 
 
-def _resolve_article(
-    floating: Sequence[Mapping[str, Any]], index: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """The anchor of an undated article from its floating mentions, looking up anchor rows in
-    ``index`` (:func:`_anchor_key` documents). None when no unique year-month is found."""
-    ordered = sorted(floating, key=lambda d: str(d["mention_id"]))
-    # what each floating mention looks for, worked out once for both tiers
-    probes: list[tuple[_Probe, list[_AnchorGroup]]] = []
-    for doc in ordered:
+# What an undated article's floating mentions found among anchor rows, per tier (0: same CAMEO
+# root, 1: any root): {year-month: {floating mention id: [anchor date, anchor mention id]}}, the
+# earliest anchor per mention. It only grows as anchor rows are added, so the merge keeps it in
+# the index (``t|<article>``) and counts a new row into it instead of scanning all rows again.
+_Tally = list[dict[str, dict[str, list[str]]]]
+
+
+def _count(tally: _Tally, probe: _Probe, a_date: str, a_root: str, a_mid: str) -> bool:
+    """Count one accepted anchor into the tally; whether it changed."""
+    mid, ym, changed = probe[0], a_date[:7], False
+    for tier in (0, 1) if a_root == probe[1] else (1,):
+        cells = tally[tier].setdefault(ym, {})
+        current = cells.get(mid)
+        if current is None or (a_date, a_mid) < (current[0], current[1]):
+            cells[mid] = [a_date, a_mid]
+            changed = True
+    return changed
+
+
+def _tally_article(floating: Sequence[Mapping[str, Any]], index: Mapping[str, Any]) -> _Tally:
+    """The tally of an undated article's floating mentions over all anchor rows in ``index``
+    (:func:`_anchor_key` documents)."""
+    tally: _Tally = [{}, {}]
+    for doc in sorted(floating, key=lambda d: str(d["mention_id"])):
         slot = _floating_slot(doc)
-        if slot is not None:
-            probe = _probe(doc)
-            probes.append((probe, _anchor_groups(index, slot, probe[4])))
-    # one pass over the rows collects both tiers: tier 1 (same CAMEO root) decides when it
-    # finds support, tier 2 (any root) otherwise
-    supports: tuple[dict[str, set[str]], dict[str, set[str]]] = (defaultdict(set), defaultdict(set))
-    bests: tuple[dict[tuple[str, str], tuple[str, str]], ...] = ({}, {})
-    for probe, groups in probes:
-        mid, root, wire, article, _, places, bound = probe
-        for a_date, a_root, subgroups in groups:
+        if slot is None:
+            continue
+        probe = _probe(doc)
+        _, _, wire, article, month, places, bound = probe
+        for a_date, a_root, subgroups in _anchor_groups(index, slot, month):
             if a_date > bound:
                 continue  # the document is the probe's month already (_anchor_groups)
             # the smallest mention id of the group that may anchor the probe (what _accepts
@@ -1101,27 +1111,34 @@ def _resolve_article(
                         if a_mid is None or m_mid < a_mid:
                             a_mid = str(m_mid)
                         break
-            if a_mid is None:
-                continue
-            ym = a_date[:7]
-            cand = (a_date, a_mid)
-            for tier in (0, 1) if a_root == root else (1,):
-                supports[tier][ym].add(mid)
-                best = bests[tier]
-                if (ym, mid) not in best or cand < best[(ym, mid)]:
-                    best[(ym, mid)] = cand
-    for support, best in zip(supports, bests, strict=True):
-        if not support:
+            if a_mid is not None:
+                _count(tally, probe, a_date, a_root, a_mid)
+    return tally
+
+
+def _decide(tally: _Tally) -> dict[str, Any] | None:
+    """The article's anchor from its tally: tier 1 decides when it found support, tier 2
+    otherwise; the best supported year-month wins if it is the only one with that support."""
+    for tier in tally:
+        if not tier:
             continue
-        top = max(len(v) for v in support.values())
-        winners = [ym for ym, v in support.items() if len(v) == top]
+        top = max(len(cells) for cells in tier.values())
+        winners = [ym for ym, cells in tier.items() if len(cells) == top]
         if len(winners) != 1:
             return None
-        ym = winners[0]
-        by = {mid: best[(ym, mid)][1] for mid in sorted(support[ym])}
-        anchor_date, anchor_mid = min(best[(ym, mid)] for mid in support[ym])
+        cells = tier[winners[0]]
+        by = {mid: cells[mid][1] for mid in sorted(cells)}
+        anchor_date, anchor_mid = min((c[0], c[1]) for c in cells.values())
         return {"date": anchor_date, "via": anchor_mid, "by": by}
     return None
+
+
+def _resolve_article(
+    floating: Sequence[Mapping[str, Any]], index: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The anchor of an undated article from its floating mentions, looking up anchor rows in
+    ``index`` (:func:`_anchor_key` documents). None when no unique year-month is found."""
+    return _decide(_tally_article(floating, index))
 
 
 def _effective(doc: Mapping[str, Any], resolution: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -1200,6 +1217,8 @@ def build_timeline(
 #   f|<dyad>|DD         [article id, mention id, month or 0] of the floating mentions whose
 #                       partial date names day DD: the articles a new anchor that day may place
 #   r|<article id>      the anchor of an undated article {date, via, by} (absent: unanchored)
+#   t|<article id>      what the floating mentions of an undated article found among anchor rows
+#                       (see _Tally), kept so that a new anchor row is counted, not searched for
 #   e|<entry id>        the sorted mention ids of the entry (its evidence may be capped)
 # A mention's entry id is entry_id_for(its row's anchor).
 
@@ -1492,28 +1511,40 @@ def _change(
     """Add and remove stored mentions: re-anchor the undated articles they concern, then
     re-cluster (:func:`_mutate`) what moved."""
     affected: set[str] = set()
-    changed_rows: dict[str, list[list[Any]]] = defaultdict(list)
+    rows_by_change: dict[bool, dict[str, list[list[Any]]]] = {
+        True: defaultdict(list), False: defaultdict(list)}
     maybe: set[str] = set()
-    for doc in [*added, *removed]:
+    for doc, present in [*((d, True) for d in added), *((d, False) for d in removed)]:
         if _is_floating(doc):
             affected.add(str(doc["article_id"]))
         elif (slot := _anchor_slot(doc)) is not None:
-            changed_rows[slot].append(_anchor_row(doc))
+            rows_by_change[present][slot].append(_anchor_row(doc))
             month = int(str(doc["date"])[5:7])
             maybe.update(
                 str(r[0]) for r in state.index.get(f"f|{slot}") or () if r[2] in (0, month)
             )
     # an undated article is re-anchored only if a changed anchor row passes one of its
-    # mentions' filters: rows none accepts cannot change its resolution
+    # mentions' filters: rows none accepts cannot change its resolution. Rows that are only
+    # added are counted into its tally; a removed one makes it count everything again.
+    counted: dict[str, list[tuple[_Probe, list[list[Any]]]]] = {}
     for article in sorted(maybe - affected):
+        hits: list[tuple[_Probe, list[list[Any]]]] = []
         for doc in _floating_of(state, article):
-            rows = changed_rows.get(_floating_slot(doc) or "")
-            if not rows:
+            slot = _floating_slot(doc) or ""
+            new_rows, gone_rows = rows_by_change[True].get(slot), rows_by_change[False].get(slot)
+            if not new_rows and not gone_rows:
                 continue
             probe = _probe(doc)
-            if any(_accepts(probe, row) for row in rows):
+            if any(_accepts(probe, row) for row in gone_rows or ()):
                 affected.add(article)
                 break
+            if accepted := [row for row in new_rows or () if _accepts(probe, row)]:
+                hits.append((probe, accepted))
+        else:
+            if hits and f"t|{article}" in state.index:
+                counted[article] = hits
+            elif hits:
+                affected.add(article)
     before: dict[str, dict[str, Any]] = {}
     for article in affected:
         for doc in _floating_of(state, article):
@@ -1529,19 +1560,49 @@ def _change(
         _index_anchoring(state, doc, present=True)
 
     after: dict[str, dict[str, Any]] = {}
-    for article in sorted(affected):
-        floating = _floating_of(state, article)
-        resolution = _resolve_article(floating, state.index) if floating else None
+
+    def place(article: str, floating: Sequence[dict[str, Any]],
+              resolution: dict[str, Any] | None) -> None:
         key = f"r|{article}"
         if resolution is None:
             state.index.pop(key, None)
-        elif state.index.get(key) != resolution:
+            return
+        if state.index.get(key) != resolution:
             state.index[key] = resolution
-        if resolution is None:
-            continue
         for doc in floating:
             if (placed := _effective(doc, resolution)) is not None:
                 after[str(doc["mention_id"])] = placed
+
+    for article in sorted(affected):
+        floating = _floating_of(state, article)
+        if not floating:
+            state.index.pop(f"t|{article}", None)
+            place(article, floating, None)
+            continue
+        tally = _tally_article(floating, state.index)
+        state.index[f"t|{article}"] = tally
+        place(article, floating, _decide(tally))
+    for article, hits in sorted(counted.items()):
+        stored = state.index[f"t|{article}"]
+        tally = [{ym: {m: list(c) for m, c in cells.items()} for ym, cells in tier.items()}
+                 for tier in stored]  # a new document: the stored one is never mutated
+        changed = False
+        for probe, accepted in hits:
+            for row in accepted:
+                changed |= _count(tally, probe, row[1], row[2], row[0])
+        if not changed:
+            continue
+        state.index[f"t|{article}"] = tally
+        previous = state.index.get(f"r|{article}")
+        resolution = _decide(tally)
+        if resolution == previous:
+            continue
+        floating = _floating_of(state, article)
+        if previous:
+            for doc in floating:
+                if (placed := _effective(doc, previous)) is not None:
+                    before[str(doc["mention_id"])] = placed
+        place(article, floating, resolution)
     cluster_removed = [d for d in removed if not _is_floating(d)]
     cluster_removed += [d for mid, d in sorted(before.items()) if after.get(mid) != d]
     cluster_added = [d for d in added if not _is_floating(d)]
