@@ -50,9 +50,21 @@ log = structlog.get_logger(__name__)
 _JSON: Any = faust.Schema(key_serializer="json", value_serializer="json")
 
 
-def _table(name: str) -> Any:
-    """A changelog-backed table of JSON values, co-partitioned with the one-partition topics."""
-    return app.Table(name, default=None, partitions=1, schema=_JSON)
+# faust's RocksDB defaults are for big servers (64 MB memtables, three per table, and a 2 GB
+# block cache per table); these bound what a table may hold in RAM (ignored by memory://)
+_STORE_OPTIONS = {
+    "write_buffer_size": settings.rocksdb_write_buffer_mb * 1024**2,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 1024**2,
+    "block_cache_size": settings.rocksdb_cache_mb * 1024**2,
+}
+
+
+def _table(name: str, schema: Any = _JSON) -> Any:
+    """A changelog-backed table (JSON values by default), co-partitioned with the one-partition
+    topics."""
+    return app.Table(name, default=None, partitions=1, schema=schema,
+                     options=dict(_STORE_OPTIONS))  # faust pops keys from it: one per table
 
 
 # Only the sources of truth are changelog-backed tables: the articles dedupe remembers, and the
@@ -61,10 +73,8 @@ def _table(name: str) -> Any:
 # each message costs a few changelog writes, not dozens.
 dedupe_signatures = _table("dedupe-signatures")
 # mentions as compact JSON bytes (timeline.CompactMentions): half the memory of dicts
-timeline_mentions = app.Table(
-    "timeline-mentions", default=None, partitions=1,
-    schema=faust.Schema(key_serializer="json", value_serializer="raw"),
-)
+timeline_mentions = _table(
+    "timeline-mentions", faust.Schema(key_serializer="json", value_serializer="raw"))
 _stored_mentions = timeline.CompactMentions(timeline_mentions)
 timeline_reposts = _table("timeline-reposts")
 _derived: dict[str, Any] = {

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         description="Faust table store: rocksdb:// (on disk under the data dir, through "
         "rocksdict; memory stays bounded) or memory:// (everything in RAM)",
     )
+    rocksdb_cache_mb: int = Field(
+        default=16, description="RocksDB block cache per table (MB), with rocksdb://"
+    )
+    rocksdb_write_buffer_mb: int = Field(
+        default=4, description="RocksDB memtable size (MB; two per table), with rocksdb://"
+    )
     web_port: int = Field(default=6066, description="Worker HTTP port (/metrics, /health, API)")
     web_host: str = Field(default="127.0.0.1", description="Worker HTTP bind address")
     web_enabled: bool = Field(default=True, description="Serve the worker's HTTP endpoints")
