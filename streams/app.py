@@ -59,7 +59,7 @@ def create_app(conf: Settings) -> faust.App:
         table_cleanup_interval=30.0,
         producer_linger=0.005,
         producer_acks=-1,
-        stream_buffer_maxsize=4096,
+        stream_buffer_maxsize=conf.stream_buffer_maxsize,
         worker_redirect_stdouts=False,
         broker_credentials=faust_broker_credentials(conf),
     )

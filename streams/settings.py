@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         description="Faust table store: rocksdb:// (on disk under the data dir, through "
         "rocksdict; memory stays bounded) or memory:// (everything in RAM)",
     )
+    stream_buffer_maxsize: int = Field(
+        default=4096, description="Messages each agent may hold in its stream buffer "
+        "(more: fewer waits on the fetcher; fewer: less memory in a burst)",
+    )
     rocksdb_cache_mb: int = Field(
         default=16, description="RocksDB block cache per table (MB), with rocksdb://"
     )
