@@ -35,3 +35,20 @@ def test_the_broadcast_only_listens_while_someone_subscribes() -> None:
     assert [queue.get_nowait(), queue.get_nowait()] == [b"1", b"2"]  # the oldest was dropped
     broadcast.unsubscribe(queue)
     assert not broadcast.listening
+
+
+class _Marker:
+    pass
+
+
+def test_heap_census_counts_live_objects_by_type() -> None:
+    from streams.web import heap_census
+
+    def count() -> int:
+        return dict(heap_census(limit=10_000)).get(f"{__name__}._Marker", 0)
+
+    before = count()
+    markers = [_Marker() for _ in range(500)]
+    assert count() == before + 500
+    del markers
+    assert count() == before
