@@ -301,7 +301,7 @@ class TimelineState:
     """The merge state, as mappings of JSON-friendly values (Faust tables in the worker).
 
     * ``mentions``: mention id -> the mention as JSON;
-    * ``entries``: entry id -> the current entry as JSON text (``model_dump_json``: a third of
+    * ``entries``: entry id -> the current entry as JSON text (``model_dump_json``: about half
       the memory of the entry as a dict, and compared as text);
     * ``index``: the clustering input, in small documents keyed by bucket and month or year,
       and the mentions citing each article (see "Index documents" below);
