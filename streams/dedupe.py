@@ -136,23 +136,12 @@ class BandIndex(Mapping[int, list[str]]):
         """The ids in the buckets of ``keys`` (band keys, not folded), each once, bucket by
         bucket, oldest first."""
         folded = [fold_band_key(k) for k in keys]
-        hits: dict[int, tuple[int, int]] = {}
-        if len(self._keys):
-            query = np.array(folded, dtype=np.uint64)
-            lows = np.searchsorted(self._keys, query, "left")
-            highs = np.searchsorted(self._keys, query, "right")
-            for i in np.flatnonzero(highs > lows).tolist():
-                hits[i] = (int(lows[i]), int(highs[i]))
+        lows, highs = self._ranges(folded)
         out: dict[str, None] = {}
         ids, delta = self._ids, self._delta
-        for i, key in enumerate(folded):
-            if i in hits:
-                lo, hi = hits[i]
-                for slot in self._slots[lo:hi][self._live[lo:hi]].tolist():
-                    out[ids[slot]] = None
-            recent = delta.get(key)
-            if recent:
-                for slot in recent:
+        for key, lo, hi in zip(folded, lows, highs, strict=True):
+            if hi > lo or key in delta:  # most keys name no bucket: skip the call
+                for slot in self._bucket(key, lo, hi):
                     out[ids[slot]] = None
         return list(out)
 
