@@ -205,7 +205,7 @@ class CoalescedChanges:
     """Timeline changes waiting to be published, at most one per entry.
 
     A later change of an entry replaces its waiting one and moves to the end, so that
-    :meth:`drain` yields each entry's last change, in the order of those last changes: what a
+    :meth:`pop` yields each entry's last change, in the order of those last changes: what a
     consumer of the compacted topic would have seen at the end of the window anyway. An
     ``expire`` is never replaced (it carries the entry for the archive topic); it goes out
     right before the entry's next change.
@@ -232,12 +232,6 @@ class CoalescedChanges:
         if key is None:
             raise KeyError("no change waits")
         return self._waiting.pop(key)
-
-    def drain(self) -> list[tuple[TimelineChange, bool]]:
-        """The waiting changes, oldest first; the buffer is left empty."""
-        out = list(self._waiting.values())
-        self._waiting.clear()
-        return out
 
 
 class CompactMentions(MutableMapping[str, Any]):

@@ -750,6 +750,14 @@ def test_evidence_is_capped_deterministically_but_counts_stay_whole() -> None:
 
 
 # --- coalesced publishing -------------------------------------------------------------------
+def _drain(waiting: CoalescedChanges) -> list[tuple[TimelineChange, bool]]:
+    """Pop the waiting changes until none is left, as the worker's flush does."""
+    out = []
+    while waiting:
+        out.append(waiting.pop())
+    return out
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=mention_sets(), seed=st.randoms(use_true_random=False),
        window=st.integers(min_value=1, max_value=8))
@@ -776,10 +784,10 @@ def test_coalesced_changes_leave_consumers_the_same_timeline(
         for change in changes:
             waiting.add(change)
         if n % window == 0:
-            sent = [change for change, _ in waiting.drain()]
+            sent = [change for change, _ in _drain(waiting)]
             n_coalesced += len(sent)
             replay_changes(sent, coalesced)
-    sent = [change for change, _ in waiting.drain()]
+    sent = [change for change, _ in _drain(waiting)]
     n_coalesced += len(sent)
     replay_changes(sent, coalesced)
     assert coalesced == every == state.timeline()
@@ -801,12 +809,12 @@ def test_coalescing_keeps_the_last_change_per_entry_in_order_and_every_expiry() 
     waiting.add(TimelineChange("expire", "c", entry=entry("c", 1.0)))
     waiting.add(TimelineChange("upsert", "c", entry=entry("c", 3.0)))
     waiting.add(TimelineChange("tombstone", "b", merged_into="a"))
-    drained = waiting.drain()
+    drained = _drain(waiting)
     assert [(c.kind, c.entry_id) for c, _ in drained] == [
         ("upsert", "a"), ("expire", "c"), ("upsert", "c"), ("tombstone", "b")]
     assert drained[0][0].entry is not None and drained[0][0].entry.tone == 2.0
     assert drained[0][1] is False  # the replacing change's own flag
-    assert waiting.drain() == []
+    assert _drain(waiting) == []
     waiting.add(TimelineChange("tombstone", "x"))
     waiting.add(TimelineChange("tombstone", "y"))
     assert waiting.pop()[0].entry_id == "x" and len(waiting) == 1
