@@ -1498,6 +1498,15 @@ def _index_anchoring(state: TimelineState, doc: Mapping[str, Any], present: bool
             state.index.pop(key, None)
 
 
+def _note_placed(
+    state: TimelineState, floating: Iterable[Mapping[str, Any]], into: dict[str, dict[str, Any]]
+) -> None:
+    """Note where the stored anchor of their article places these floating mentions."""
+    for doc in floating:
+        if (placed := _placed_or_none(state, str(doc["mention_id"]))) is not None:
+            into[str(doc["mention_id"])] = placed
+
+
 def _change(
     state: TimelineState,
     added: Sequence[Mapping[str, Any]] = (),
@@ -1542,9 +1551,7 @@ def _change(
                 affected.add(article)
     before: dict[str, dict[str, Any]] = {}
     for article in affected:
-        for doc in _floating_of(state, article):
-            if (placed := _placed_or_none(state, str(doc["mention_id"]))) is not None:
-                before[str(doc["mention_id"])] = placed
+        _note_placed(state, _floating_of(state, article), before)
     for doc in removed:
         del state.mentions[str(doc["mention_id"])]
         _index_article(state, doc, present=False)
@@ -1593,10 +1600,7 @@ def _change(
         if resolution == previous:
             continue
         floating = _floating_of(state, article)
-        if previous:
-            for doc in floating:
-                if (placed := _effective(doc, previous)) is not None:
-                    before[str(doc["mention_id"])] = placed
+        _note_placed(state, floating, before)  # by the anchor still stored
         place(article, floating, resolution)
     cluster_removed = [d for d in removed if not _is_floating(d)]
     cluster_removed += [d for mid, d in sorted(before.items()) if after.get(mid) != d]
