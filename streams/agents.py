@@ -30,8 +30,10 @@ from .app import (
     unique_topic,
 )
 from .deadletter import send_dead_letter
+from .faust_fixes import CommitHoleRepair
 from .kafka_io import consumer_lag, fold_timeline, read_topic
 from .metrics import (
+    COMMIT_HOLES,
     CONSUMER_LAG,
     DUPLICATES,
     ERRORS,
@@ -382,6 +384,22 @@ if settings.lag_metrics_interval_s > 0:
             await asyncio.get_running_loop().run_in_executor(None, _export_consumer_lag)
         except Exception as exc:  # a metric, never a reason to disturb the agents
             log.warning("consumer_lag_unavailable", error=repr(exc))
+
+
+# --- a record that never reached its stream ----------------------------------------------
+_commit_holes = CommitHoleRepair(after_s=settings.commit_hole_refetch_s)
+
+if settings.commit_hole_refetch_s > 0:
+
+    @app.timer(interval=max(1.0, settings.commit_hole_refetch_s / 3))
+    async def _repair_commit_holes() -> None:
+        """Fetch again a partition whose commit waits on a record no stream will ack
+        (streams/faust_fixes.py, part 3); a rebalance seeks every partition anyway."""
+        if app.rebalancing or not app.flow_control.is_active():
+            _commit_holes.reset()
+            return
+        for tp, _start, _end, action in await _commit_holes.check(app.consumer, time.monotonic()):
+            COMMIT_HOLES.labels(topic=tp.topic, action=action).inc()
 
 
 def _ready() -> bool:

@@ -1,9 +1,11 @@
-"""Fixes for two faust-streaming behaviours that lose messages when a worker dies.
+"""Fixes for faust-streaming behaviours that lose messages, or stall, when a worker dies.
 
 1. Table writes lost on ``kill -9`` (``ProducerBuffer.flush``, below).
 2. Records fetched before a seek delivered after it, or handed over across it
    (``_drop_stale_records``), and acks of an older consumer generation counted
    (``_ack_of_current_generation``), further below.
+3. Offsets committed over a hole, or a commit stalled behind one (``_new_offset_below_holes``,
+   :class:`CommitHoleRepair`), at the end.
 
 The first:
 
@@ -208,9 +210,127 @@ def _ack_of_current_generation(self: Any, message: Any) -> bool:
     return bool(_original_ack(self, message))
 
 
+# --- 3. holes in the acked offsets ------------------------------------------------------------
+# Faust commits a partition up to the first gap in its acked offsets. Two of its checks miss a
+# hole at the head, just above the committed offset: ``_new_offset`` looks for one only when
+# ``min(acked) - committed > 1`` (a hole of exactly one offset is committed over: that message
+# is lost) and only when the committed offset is truthy (0 and "never committed" skip the
+# check). And a record that never reaches its stream after the consumer read it leaves a hole
+# that nothing fills: the commit of that partition stalls for good. That was seen after a
+# kill -9 and a restart: the restarted worker read mentions 0-5 of a partition its group had
+# never committed, its timeline agent got 0, 4 and 5 but not 1-3, and the partition stayed
+# 3,900 messages behind while every later mention was processed (``test_faults.py``, about one
+# run in four). The records' way from the fetch to the stream in Faust is not where this module
+# can see them; what it can do is never commit over a hole, and fetch the partition again from
+# its committed offset when a hole stays open (at-least-once: the sink is idempotent).
+
+_original_new_offset = Consumer._new_offset
+_original_perform_seek = Consumer.perform_seek
+
+
+def first_hole(acked: list[int], committed: int | None) -> tuple[int, int] | None:
+    """The offsets ``[committed, min(acked))`` acked past but never acked themselves, or None."""
+    if committed is None or not acked:
+        return None
+    head = min(acked)
+    return (committed, head) if head > committed else None
+
+
+def _new_offset_below_holes(self: Any, tp: Any) -> int | None:
+    """Faust's ``_new_offset``, but nothing to commit while a hole sits at the head (gaps
+    of a compacted topic, which Faust tracks in ``_gap``, are left to Faust)."""
+    if not self._gap[tp] and first_hole(self._acked[tp], self._committed_offset[tp]):
+        return None
+    result: int | None = _original_new_offset(self, tp)
+    return result
+
+
+async def _perform_seek_from_log_start(self: Any) -> None:
+    """After Faust's seek to the committed offsets, take a partition the group never
+    committed as committed at its log start (where ``auto_offset_reset=earliest`` reads from),
+    so that a hole at its very first records is seen as one."""
+    await _original_perform_seek(self)
+    uncommitted = [tp for tp in self.assignment()
+                   if self._committed_offset[tp] is None
+                   and self.app.topics.acks_enabled_for(tp.topic)]
+    if not uncommitted:
+        return
+    try:
+        starts = await self.earliest_offsets(*uncommitted)
+    except Exception as exc:  # the hole check of these partitions waits for their first commit
+        log.warning("log_start_offsets_unavailable", error=repr(exc))
+        return
+    for tp, start in starts.items():
+        if self._committed_offset[tp] is None and start is not None and start >= 0:
+            self._committed_offset[tp] = start
+
+
+class CommitHoleRepair:
+    """Fetch a partition again from its committed offset when a hole in its acked offsets stays
+    open ``after_s`` seconds; after ``max_refetches`` fetches that did not fill it, give the hole
+    up (counted as processed, logged as an error) so the partition is not stalled forever.
+
+    Acks of one partition come in order (one agent, concurrency 1, per topic), so a hole that
+    outlives a few commit intervals is a record that will not come: re-fetching it is safe, as
+    the stages are idempotent and the timeline sink deduplicates by mention.
+    """
+
+    def __init__(self, after_s: float, max_refetches: int = 2) -> None:
+        self.after_s = after_s
+        self.max_refetches = max_refetches
+        self._seen: dict[Any, tuple[int, float]] = {}  # tp -> (hole start, first seen)
+        self._refetches: dict[tuple[Any, int], int] = {}
+
+    def reset(self) -> None:
+        """Forget every hole (a rebalance seeks every partition to its committed offset)."""
+        self._seen.clear()
+
+    def due(self, holes: Mapping[Any, tuple[int, int]],
+            now: float) -> list[tuple[Any, int, int, str]]:
+        """The holes to act on now: ``(tp, start, end, "refetch" | "give_up")``."""
+        actions: list[tuple[Any, int, int, str]] = []
+        for tp in list(self._seen):
+            if tp not in holes or holes[tp][0] != self._seen[tp][0]:
+                del self._seen[tp]  # filled, or the commit moved on to another hole
+        for tp, (start, end) in holes.items():
+            first_seen = self._seen.setdefault(tp, (start, now))[1]
+            if now - first_seen < self.after_s:
+                continue
+            done = self._refetches.get((tp, start), 0)
+            actions.append((tp, start, end, "refetch" if done < self.max_refetches
+                            else "give_up"))
+            self._refetches[(tp, start)] = done + 1
+            self._seen[tp] = (start, now)  # the next action waits another after_s
+        return actions
+
+    async def check(self, consumer: Any, now: float) -> list[tuple[Any, int, int, str]]:
+        """Find the consumer's holes and act on those that are due."""
+        holes = {}
+        for tp, acked in list(consumer._acked.items()):
+            if consumer._gap[tp]:
+                continue
+            hole = first_hole(acked, consumer._committed_offset[tp])
+            if hole is not None:
+                holes[tp] = hole
+        actions = self.due(holes, now)
+        for tp, start, end, action in actions:
+            if action == "refetch":
+                log.warning("commit_hole_refetched", topic=tp.topic, partition=tp.partition,
+                            first_offset=start, last_offset=end - 1)
+                await consumer.seek(tp, start)
+            else:
+                log.error("commit_hole_given_up", topic=tp.topic, partition=tp.partition,
+                          first_offset=start, last_offset=end - 1,
+                          refetches=self.max_refetches)
+                offsets = range(start, end)
+                consumer._acked[tp].extend(offsets)
+                consumer._acked_index[tp].update(offsets)
+        return actions
+
+
 def install() -> None:
-    """Patch ``ProducerBuffer``, aiokafka's partition positions and Faust's fetch loop
-    (idempotent)."""
+    """Patch ``ProducerBuffer``, aiokafka's partition positions, Faust's fetch loop and its
+    commit offsets (idempotent)."""
     if _installed["done"]:
         return
     ProducerBuffer._send_pending = _send_pending_counted  # type: ignore[method-assign]
@@ -221,4 +341,6 @@ def install() -> None:
     Consumer._wait_next_records = _wait_next_records_noting_stamps  # type: ignore[method-assign]
     Consumer.getmany = _drop_stale_records  # type: ignore[method-assign]
     Consumer.ack = _ack_of_current_generation  # type: ignore[method-assign]
+    Consumer._new_offset = _new_offset_below_holes  # type: ignore[method-assign]
+    Consumer.perform_seek = _perform_seek_from_log_start  # type: ignore[method-assign]
     _installed["done"] = True

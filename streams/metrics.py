@@ -12,6 +12,12 @@ DEADLETTERS = Counter(
 DUPLICATES = Counter("relwatch_duplicates_total", "Reposts found by dedupe", ["kind"])
 MENTIONS = Counter("relwatch_mentions_total", "Event mentions extracted")
 TIMELINE_CHANGES = Counter("relwatch_timeline_changes_total", "Timeline records", ["kind"])
+COMMIT_HOLES = Counter(
+    "relwatch_commit_holes_total",
+    "Holes in a partition's processed offsets the worker acted on (refetch, or give_up: "
+    "the offsets were skipped after the refetches failed to fill them)",
+    ["topic", "action"],
+)
 TIMELINE_SIZE = Gauge("relwatch_timeline_entries", "Entries on the rolling timeline")
 NEWEST_ENTRY_TS = Gauge(
     "relwatch_timeline_newest_update_timestamp", "Unix time of the newest timeline change"

@@ -62,6 +62,7 @@ class WorkerProcess:
             RELWATCH_TIMELINE_HORIZON_DAYS=str(self.settings.timeline_horizon_days),
             RELWATCH_TIMELINE_EXPIRE_INTERVAL_S=str(self.settings.timeline_expire_interval_s),
             RELWATCH_LAG_METRICS_INTERVAL_S=str(self.settings.lag_metrics_interval_s),
+            RELWATCH_COMMIT_HOLE_REFETCH_S=str(self.settings.commit_hole_refetch_s),
         )
         env.update(self.extra_env)
         return env

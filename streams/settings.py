@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="How often the worker exports its group's consumer lag on /metrics "
         "(0 = never)",
     )
+    commit_hole_refetch_s: float = Field(
+        default=15.0,
+        description="How long a hole in a partition's processed offsets may stay open before "
+        "the worker fetches the partition again from its committed offset (0 = never; see "
+        "docs/delivery-semantics.md)",
+    )
     max_text_chars: int = Field(default=200_000, description="Longer article texts are truncated")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto = console on a terminal, JSON otherwise"

@@ -1,14 +1,19 @@
-"""The producer-buffer flush that Faust runs before committing offsets must not return while
-table changelog records are still buffered or being handed over (streams/faust_fixes.py)."""
+"""The fixes of streams/faust_fixes.py: the producer-buffer flush that Faust runs before
+committing offsets must not return while table changelog records are still buffered or being
+handed over; records fetched before a seek are dropped; no commit passes a hole in the acked
+offsets, and a hole that stays open is fetched again."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
+from intervaltree import IntervalTree
 
 from streams import faust_fixes
 
@@ -198,3 +203,84 @@ def test_acks_of_an_older_generation_or_during_a_rebalance_are_not_counted() -> 
     flow["active"] = True
     assert Consumer.ack(consumer, message(1852, generation=3)) is True
     assert consumer._acked[_tp(0)] == [1851, 1852]
+
+
+# --- part 3: holes in the acked offsets ---------------------------------------------------------
+def _consumer_with(acked: dict[Any, list[int]], committed: dict[Any, int | None]) -> Any:
+    """The part of Faust's consumer state that ``_new_offset`` and the hole repair read."""
+    seeks: list[tuple[Any, int]] = []
+
+    async def seek(tp: Any, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    consumer = SimpleNamespace(
+        _acked=defaultdict(list, {tp: list(v) for tp, v in acked.items()}),
+        _acked_index=defaultdict(set, {tp: set(v) for tp, v in acked.items()}),
+        _committed_offset=defaultdict(lambda: None, committed),
+        _gap=defaultdict(IntervalTree),
+        seek=seek,
+        seeks=seeks,
+    )
+    return consumer
+
+
+def test_no_commit_over_a_hole_of_one_offset() -> None:
+    """Faust's own check commits 1 -> 5 over a missing offset 1 (min(acked) - committed is 1,
+    not > 1): the message at offset 1 would be lost."""
+    tp = _tp(0)
+    original = faust_fixes._original_new_offset(_consumer_with({tp: [2, 3, 4]}, {tp: 1}), tp)
+    assert original == 5, "Faust's behaviour this fix exists for has changed"
+    faust_fixes.install()
+    consumer = _consumer_with({tp: [2, 3, 4]}, {tp: 1})
+    assert Consumer._new_offset(consumer, tp) is None
+    consumer._acked[tp].append(1)  # the missing record comes after all
+    assert Consumer._new_offset(consumer, tp) == 5
+
+
+def test_no_commit_over_a_hole_at_offset_zero() -> None:
+    faust_fixes.install()
+    tp = _tp(0)
+    assert Consumer._new_offset(_consumer_with({tp: [1, 2]}, {tp: 0}), tp) is None
+    assert Consumer._new_offset(_consumer_with({tp: [0, 1, 2]}, {tp: 0}), tp) == 3
+
+
+def test_first_hole() -> None:
+    assert faust_fixes.first_hole([4, 5, 7], 1) == (1, 4)
+    assert faust_fixes.first_hole([1, 2], 1) is None
+    assert faust_fixes.first_hole([], 3) is None
+    assert faust_fixes.first_hole([5], None) is None  # never committed: no reference yet
+
+
+def test_hole_repair_waits_then_refetches_then_gives_up() -> None:
+    tp = _tp(0)
+    repair = faust_fixes.CommitHoleRepair(after_s=10, max_refetches=2)
+    holes = {tp: (1, 4)}
+    assert repair.due(holes, now=0) == []
+    assert repair.due(holes, now=9) == []
+    assert repair.due(holes, now=10) == [(tp, 1, 4, "refetch")]
+    assert repair.due(holes, now=15) == []  # the refetch gets its own after_s
+    assert repair.due(holes, now=20) == [(tp, 1, 4, "refetch")]
+    assert repair.due(holes, now=30) == [(tp, 1, 4, "give_up")]
+
+
+def test_hole_repair_forgets_a_filled_hole() -> None:
+    tp = _tp(0)
+    repair = faust_fixes.CommitHoleRepair(after_s=10)
+    assert repair.due({tp: (1, 4)}, now=0) == []
+    assert repair.due({}, now=5) == []  # filled: the commit moved on
+    assert repair.due({tp: (9, 12)}, now=8) == []  # a new hole starts its own clock
+    assert repair.due({tp: (9, 12)}, now=18) == [(tp, 9, 12, "refetch")]
+
+
+def test_hole_repair_seeks_back_to_the_committed_offset() -> None:
+    tp, ok = _tp(0), _tp(1)
+    consumer = _consumer_with({tp: [4, 5], ok: [7, 8]}, {tp: 1, ok: 7})
+    repair = faust_fixes.CommitHoleRepair(after_s=1, max_refetches=1)
+    asyncio.run(repair.check(consumer, now=0))
+    assert consumer.seeks == []
+    assert asyncio.run(repair.check(consumer, now=1)) == [(tp, 1, 4, "refetch")]
+    assert consumer.seeks == [(tp, 1)]
+    # the refetch did not fill it: given up, so the partition commits on, loudly
+    assert asyncio.run(repair.check(consumer, now=2)) == [(tp, 1, 4, "give_up")]
+    assert sorted(consumer._acked[tp]) == [1, 2, 3, 4, 5]
+    assert faust_fixes._original_new_offset(consumer, tp) == 6
