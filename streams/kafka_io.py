@@ -90,7 +90,12 @@ def read_timeline(
 def consumer_lag(
     bootstrap_servers: str, group_id: str, topics: list[str]
 ) -> dict[tuple[str, int], int]:
-    """Lag of ``group_id`` per (topic, partition): end offset minus committed offset."""
+    """Lag of ``group_id`` per (topic, partition): end offset minus committed offset.
+
+    Partitions come from the admin client, whose requests time out: kafka-python 3's
+    ``KafkaConsumer.partitions_for_topic`` waits on a metadata refresh with no time limit, and
+    once hung a test's drain wait (and would pile up threads of the worker's lag timer).
+    """
     admin = KafkaAdminClient(
         bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-lag",
         **client_security(),
@@ -101,9 +106,10 @@ def consumer_lag(
     try:
         committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
         tps = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or ())
+            TopicPartition(meta["name"], p["partition_index"])
+            for meta in admin.describe_topics(topics)
+            if meta["error_code"] == 0
+            for p in sorted(meta["partitions"], key=lambda p: int(p["partition_index"]))
         ]
         end = consumer.end_offsets(tps)
         lag: dict[tuple[str, int], int] = {}
