@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -110,6 +111,47 @@ def heap_census(limit: int = 40) -> list[tuple[str, int]]:
     return counts.most_common(limit)
 
 
+class AllocationTracer:
+    """Where Python memory grew since tracing started (tracemalloc, on demand: it slows every
+    allocation, so a worker runs without it until an operator asks).
+
+    The heap census counts objects the garbage collector tracks; strings, bytes and numpy
+    buffers are not among them. This sees every allocation made through Python's allocator,
+    by the line that made it.
+    """
+
+    def __init__(self) -> None:
+        self._baseline: tracemalloc.Snapshot | None = None
+
+    @property
+    def tracing(self) -> bool:
+        return self._baseline is not None and tracemalloc.is_tracing()
+
+    def start(self, frames: int = 1) -> None:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(frames)
+        self._baseline = tracemalloc.take_snapshot()
+
+    def stop(self) -> None:
+        self._baseline = None
+        tracemalloc.stop()
+
+    def growth(self, limit: int = 30) -> list[dict[str, Any]]:
+        """The lines whose live allocations grew most since :meth:`start` (KiB and blocks)."""
+        if self._baseline is None:
+            raise RuntimeError("allocation tracing is not running")
+        now = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)])
+        stats = now.compare_to(self._baseline, "lineno")
+        return [{"where": f"{st.traceback[0].filename}:{st.traceback[0].lineno}",
+                 "grew_kib": round(st.size_diff / 1024, 1), "kib": round(st.size / 1024, 1),
+                 "grew_blocks": st.count_diff}
+                for st in stats[:limit]]
+
+
+allocations = AllocationTracer()
+
+
 # --- Faust pages ---------------------------------------------------------------------------
 
 
@@ -134,6 +176,20 @@ def register_pages(app: Any, current_entries: Any, is_ready: Any) -> None:
     async def debug_heap(web: Any, request: Any) -> Any:
         limit = int(request.query.get("limit", "40"))
         return web.json([{"type": name, "count": n} for name, n in heap_census(limit)])
+
+    @app.page("/debug/allocations")
+    async def debug_allocations(web: Any, request: Any) -> Any:
+        q = request.query
+        if q.get("start"):
+            allocations.start()
+            return web.json({"tracing": True})
+        if q.get("stop"):
+            allocations.stop()
+            return web.json({"tracing": False})
+        if not allocations.tracing:
+            return web.json({"error": "not tracing: GET /debug/allocations?start=1 first"},
+                            status=409)
+        return web.json(allocations.growth(int(q.get("limit", "30"))))
 
     @app.page("/timeline")
     async def timeline_list(web: Any, request: Any) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from streams.web import ChangeBroadcast, sse_event
+import pytest
+
+from streams.web import AllocationTracer, ChangeBroadcast, sse_event
 
 
 def _data(event: bytes) -> dict[str, object]:
@@ -52,3 +54,22 @@ def test_heap_census_counts_live_objects_by_type() -> None:
     assert count() == before + 500
     del markers
     assert count() == before
+
+
+def test_allocation_tracer_names_the_line_that_grew() -> None:
+    tracer = AllocationTracer()
+    tracer.start()
+    try:
+        kept = [f"a string of some length {i}" * 4 for i in range(20_000)]  # about 2.5 MB
+        growth = tracer.growth(limit=5)
+    finally:
+        tracer.stop()
+    assert kept
+    top = growth[0]
+    assert top["where"].startswith(__file__), growth
+    assert top["grew_kib"] > 1_500 and top["grew_blocks"] >= 20_000
+
+
+def test_allocation_tracer_refuses_growth_before_start() -> None:
+    with pytest.raises(RuntimeError):
+        AllocationTracer().growth()
