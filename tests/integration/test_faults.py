@@ -172,12 +172,6 @@ def test_kill_9_of_the_worker_mid_run_loses_and_duplicates_nothing(
                           (kafka_bootstrap, settings))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (liveness, not loss): on an overloaded box a worker evicted by heartbeat expiry "
-    "while starting can leave the survivor's timeline stage stalled at a committed offset; 11 of "
-    "12 loaded runs passed after the session-3 fetch/ack fixes (docs/delivery-semantics.md).",
-)
 def test_two_workers_one_killed_mid_run(kafka_bootstrap, namespace, tmp_path, stream, expected):
     settings = _settings(namespace, tmp_path)
 
