@@ -73,3 +73,22 @@ def test_allocation_tracer_names_the_line_that_grew() -> None:
 def test_allocation_tracer_refuses_growth_before_start() -> None:
     with pytest.raises(RuntimeError):
         AllocationTracer().growth()
+
+
+def _make_strings() -> list[str]:
+    return [f"another string {i}" * 4 for i in range(20_000)]
+
+
+def test_allocation_tracer_with_stacks_names_the_caller() -> None:
+    tracer = AllocationTracer()
+    tracer.start(frames=4)
+    try:
+        kept = _make_strings()
+        growth = tracer.growth(limit=3)
+    finally:
+        tracer.stop()
+    assert kept
+    top = growth[0]
+    assert top["where"].startswith(__file__)  # the allocating line, the newest frame
+    callers = [frame for frame in top["stack"] if frame.startswith(__file__)]
+    assert len(callers) >= 2, top  # and the test that called _make_strings
