@@ -80,7 +80,7 @@ timeline_mentions = _table(
 _stored_mentions = timeline.CompactMentions(timeline_mentions)
 timeline_reposts = _table("timeline-reposts")
 _derived: dict[str, Any] = {
-    "exact": {}, "bands": dedupe.BandIndex(), "index": {}, "entries": {},
+    "exact": {}, "bands": dedupe.BandIndex(), "index": {}, "entries": timeline.CompressedEntries(),
 }
 
 EVICT_EVERY_S = 60.0
@@ -272,7 +272,7 @@ async def _repair_after_assignment() -> None:
         return
     _rebuild["timeline"] = False
     fresh = timeline.rebuild_derived(_timeline_state())
-    _derived["index"], _derived["entries"] = dict(fresh.index), dict(fresh.entries)
+    _derived["index"], _derived["entries"] = dict(fresh.index), fresh.entries
     log.info("timeline_state_rebuilt", mentions=len(timeline_mentions),
              reposts=len(timeline_reposts), entries=len(fresh.entries))
     bootstrap = settings.bootstrap

@@ -862,3 +862,18 @@ def test_compact_mentions_read_legacy_dicts_and_forget_their_cache() -> None:
     assert store["m2"]["tone"] == -1.0  # read again from the backing table
     del store["m2"]
     assert "m2" not in backing and store.get("m2") is None
+
+
+def test_compressed_entries_round_trip_and_take_less_memory() -> None:
+    from streams.timeline import CompressedEntries
+
+    text = json.dumps({"quote": "Путин и Ким Чен Ын подписали договор о всеобъемлющем "
+                       "стратегическом партнёрстве " * 20}, ensure_ascii=False)
+    entries = CompressedEntries({"tl-a": text})
+    entries["tl-b"] = text.replace("Путин", "Лавров")
+    assert entries["tl-a"] == text and "Лавров" in entries["tl-b"]
+    assert sorted(entries) == ["tl-a", "tl-b"] and len(entries) == 2 and "tl-a" in entries
+    assert entries.get("tl-missing") is None
+    del entries["tl-a"]
+    assert "tl-a" not in entries and len(entries) == 1
+    assert entries.packed_bytes() * 4 < len(entries["tl-b"].encode())
