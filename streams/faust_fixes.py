@@ -236,10 +236,18 @@ def first_hole(acked: list[int], committed: int | None) -> tuple[int, int] | Non
     return (committed, head) if head > committed else None
 
 
+def commit_hole(consumer: Any, tp: Any) -> tuple[int, int] | None:
+    """The hole at the head of a Faust consumer's acked offsets of ``tp`` (:func:`first_hole`);
+    None too for a partition with gaps of a compacted topic, which Faust tracks in ``_gap``
+    and fills itself."""
+    if consumer._gap[tp]:
+        return None
+    return first_hole(consumer._acked[tp], consumer._committed_offset[tp])
+
+
 def _new_offset_below_holes(self: Any, tp: Any) -> int | None:
-    """Faust's ``_new_offset``, but nothing to commit while a hole sits at the head (gaps
-    of a compacted topic, which Faust tracks in ``_gap``, are left to Faust)."""
-    if not self._gap[tp] and first_hole(self._acked[tp], self._committed_offset[tp]):
+    """Faust's ``_new_offset``, but nothing to commit while a hole sits at the head."""
+    if commit_hole(self, tp):
         return None
     result: int | None = _original_new_offset(self, tp)
     return result
@@ -305,13 +313,8 @@ class CommitHoleRepair:
 
     async def check(self, consumer: Any, now: float) -> list[tuple[Any, int, int, str]]:
         """Find the consumer's holes and act on those that are due."""
-        holes = {}
-        for tp, acked in list(consumer._acked.items()):
-            if consumer._gap[tp]:
-                continue
-            hole = first_hole(acked, consumer._committed_offset[tp])
-            if hole is not None:
-                holes[tp] = hole
+        holes = {tp: hole for tp in list(consumer._acked)
+                 if (hole := commit_hole(consumer, tp)) is not None}
         actions = self.due(holes, now)
         for tp, start, end, action in actions:
             if action == "refetch":
