@@ -80,7 +80,8 @@ timeline_mentions = _table(
 _stored_mentions = timeline.CompactMentions(timeline_mentions)
 timeline_reposts = _table("timeline-reposts")
 _derived: dict[str, Any] = {
-    "exact": {}, "bands": dedupe.BandIndex(), "index": {}, "entries": timeline.CompressedEntries(),
+    "exact": {}, "bands": dedupe.BandIndex(), "ages": [], "index": {},
+    "entries": timeline.CompressedEntries(),
 }
 
 EVICT_EVERY_S = 60.0
@@ -122,7 +123,8 @@ async def normalize_agent(stream: Any) -> None:
 # --- stage 1: dedupe -----------------------------------------------------------------------
 def _dedupe_state() -> dedupe.DedupeState:
     return dedupe.DedupeState(
-        exact=_derived["exact"], bands=_derived["bands"], signatures=dedupe_signatures
+        exact=_derived["exact"], bands=_derived["bands"], signatures=dedupe_signatures,
+        ages=_derived["ages"],
     )
 
 
@@ -132,6 +134,7 @@ def _rebuild_dedupe_index() -> None:
     _rebuild["dedupe"] = False
     exact, bands = dedupe.rebuild_index(dedupe_signatures, DEDUPE_CONFIG)
     _derived["exact"], _derived["bands"] = exact, bands
+    _derived["ages"] = dedupe.eviction_queue(dedupe_signatures)
     log.info("dedupe_index_rebuilt", articles=len(dedupe_signatures), band_entries=bands.entries)
 
 
@@ -299,31 +302,81 @@ async def _repair_after_assignment() -> None:
 _timeline_lock = asyncio.Lock()
 
 
-def _timeline_changes(mention: EventMention) -> list[timeline.TimelineChange]:
-    state = _timeline_state()
-    if mention.retracted:
-        changes = timeline.retract_mention(state, mention.mention_id)
-    else:
-        changes = timeline.apply_mention(state, mention)
+def _expire_due(state: timeline.TimelineState) -> list[timeline.TimelineChange]:
     now = time.time()
-    if now - _last_eviction["timeline"] >= settings.timeline_expire_interval_s:
-        changes += timeline.expire(state, settings.timeline_horizon_days, now)
-        _last_eviction["timeline"] = now
+    if now - _last_eviction["timeline"] < settings.timeline_expire_interval_s:
+        return []
+    _last_eviction["timeline"] = now
+    return timeline.expire(state, settings.timeline_horizon_days, now)
+
+
+async def _merge_batch(events: list[Any]) -> list[timeline.TimelineChange]:
+    """Merge a batch of mention records: decode and check each (a bad one is dead-lettered),
+    then merge the runs of new mentions in one pass each (:func:`timeline.apply_mentions`),
+    retractions in their place in the order of the batch."""
+    good: list[tuple[Any, EventMention]] = []
+    for event in events:
+        try:
+            mention = EventMention.model_validate_json(event.value)
+            timeline.check_mention(mention)
+        except Exception as exc:
+            await _fail("timeline", event, exc)
+            continue
+        good.append((event, mention))
+    state = _timeline_state()
+    changes: list[timeline.TimelineChange] = []
+    run: list[tuple[Any, EventMention]] = []
+    for item in [*good, None]:
+        if item is not None and not item[1].retracted:
+            run.append(item)
+            continue
+        if run:
+            changes += await _apply_run(state, run)
+            run = []
+        if item is not None:
+            try:
+                changes += timeline.retract_mention(state, item[1].mention_id)
+            except Exception as exc:
+                await _fail("timeline", item[0], exc)
+                continue
+            PROCESSED.labels(stage="timeline").inc()
+    return changes + _expire_due(state)
+
+
+async def _apply_run(
+    state: timeline.TimelineState, run: list[tuple[Any, EventMention]]
+) -> list[timeline.TimelineChange]:
+    try:
+        changes = timeline.apply_mentions(state, [mention for _, mention in run])
+    except Exception as batch_exc:  # one at a time, so that only the culprit is dead-lettered
+        log.warning("timeline_batch_failed", size=len(run), error=repr(batch_exc))
+        changes = []
+        for event, mention in run:
+            try:
+                changes += timeline.apply_mention(state, mention)
+            except Exception as exc:
+                await _fail("timeline", event, exc)
+                continue
+            PROCESSED.labels(stage="timeline").inc()
+        return changes
+    PROCESSED.labels(stage="timeline").inc(len(run))
     return changes
 
 
 @app.agent(mentions_topic, name="timeline")
 async def timeline_agent(stream: Any) -> None:
-    async for event in stream.events():
+    # Micro-batches: whatever arrived within RELWATCH_TIMELINE_BATCH_WITHIN_S, at most
+    # RELWATCH_TIMELINE_BATCH_MAX; Faust acks a batch's records once the body has run.
+    async for events in stream.take_events(settings.timeline_batch_max,
+                                           within=settings.timeline_batch_within_s):
         async with _timeline_lock:
             try:
                 await _repair_after_assignment()
-                changes = _timeline_changes(EventMention.model_validate_json(event.value))
             except Exception as exc:
-                await _fail("timeline", event, exc)
+                for event in events:
+                    await _fail("timeline", event, exc)
                 continue
-            PROCESSED.labels(stage="timeline").inc()
-            await _publish(changes)
+            await _publish(await _merge_batch(list(events)))
 
 
 @app.agent(duplicates_topic, name="reposts")

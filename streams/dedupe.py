@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import re
 import zlib
 from collections import defaultdict
@@ -59,6 +60,7 @@ __all__ = [
     "duplicate_notice",
     "estimated_similarity",
     "evict_older_than",
+    "eviction_queue",
     "fold_band_key",
     "lsh_band_keys",
     "minhash_signature",
@@ -262,6 +264,14 @@ class DedupeState:
     exact: MutableMapping[str, Any]
     signatures: MutableMapping[str, Any]
     bands: BandIndex = field(default_factory=BandIndex)
+    ages: list[tuple[float, str]] | None = None
+    """A min-heap of (ingest time, article id) of the ``signatures`` records, so that eviction
+    pops the old ones instead of reading every record (derived, like ``bands``: built from
+    ``signatures`` when not given, see :func:`eviction_queue`)."""
+
+    def __post_init__(self) -> None:
+        if self.ages is None:
+            self.ages = eviction_queue(self.signatures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +453,7 @@ def check_and_remember(
         "ts": now, "kind": "unique", "sig": pack_signature(signature),
         "hash": article.content_hash, "banded": banded,
     }
+    _note_age(state, now, article.id)
     _remember_unique(state, article, signature, now, banded, config, keys)
     return DedupeVerdict("unique")
 
@@ -513,6 +524,12 @@ def _remember_duplicate(
         "of": verdict.duplicate_of,
         "sim": verdict.similarity,
     }
+    _note_age(state, now, article_id)
+
+
+def _note_age(state: DedupeState, ts: float, article_id: str) -> None:
+    if state.ages is not None:
+        heapq.heappush(state.ages, (ts, article_id))
 
 
 def _verdict_from_record(record: Any) -> DedupeVerdict:
@@ -552,23 +569,41 @@ def rebuild_index(
     return exact, bands
 
 
+def eviction_queue(signatures: Mapping[str, Any]) -> list[tuple[float, str]]:
+    """The ``ages`` heap of a state: (ingest time, article id) of every record (one scan)."""
+    ages = [(float(rec.get("ts", 0.0)) if rec else 0.0, aid) for aid, rec in signatures.items()]
+    heapq.heapify(ages)
+    return ages
+
+
 def evict_older_than(state: DedupeState, cutoff_ts: float) -> int:
     """Forget everything remembered before ``cutoff_ts``; returns how many entries went.
 
     Counts hashes, article records and band entries (a band entry is as old as its article's
-    record, and goes with it). Buckets left empty are deleted; buckets that lose entries are
-    written back.
+    record, and goes with it). The records come off the ``ages`` heap oldest first, so the cost
+    is that of what goes, not of the state.
     """
+    ages = state.ages if state.ages is not None else eviction_queue(state.signatures)
     removed = 0
-    for mapping in (state.exact, state.signatures):
-        stale = [
-            k for k, v in list(mapping.items()) if not v or float(v.get("ts", 0.0)) < cutoff_ts
-        ]
-        for key in stale:
-            del mapping[key]
-        removed += len(stale)
-    signatures = state.signatures
-    return removed + state.bands.retain(lambda article_id: article_id in signatures)
+    gone: set[str] = set()
+    while ages and ages[0][0] < cutoff_ts:
+        _, article_id = heapq.heappop(ages)
+        record = state.signatures.get(article_id)
+        if record is None or article_id in gone:
+            continue
+        if record and float(record.get("ts", 0.0)) >= cutoff_ts:
+            continue  # rewritten since: its newer age is still queued
+        del state.signatures[article_id]
+        gone.add(article_id)
+        removed += 1
+        digest = str(record.get("hash") or "") if record else ""
+        first = state.exact.get(digest) if digest else None
+        if first is not None and first.get("id") == article_id:
+            del state.exact[digest]
+            removed += 1
+    if gone:
+        removed += state.bands.retain(lambda article_id: article_id not in gone)
+    return removed
 
 
 def duplicate_notice(article: CleanArticle, verdict: DedupeVerdict) -> DuplicateNotice:

@@ -56,6 +56,32 @@ class InProcessPipeline:
             changes += timeline.apply_mention(self.timeline_state, mention)
         return changes
 
+    def process_batch(self, raws: Iterable[RawArticle]) -> list[timeline.TimelineChange]:
+        """Like :meth:`process` for each article, with their mentions merged in one pass
+        (:func:`streams.timeline.apply_mentions`), as the worker's timeline stage merges the
+        micro-batches it reads: the same final timeline, fewer intermediate versions."""
+        changes: list[timeline.TimelineChange] = []
+        batch: list[EventMention] = []
+        for raw in raws:
+            try:
+                article: CleanArticle = normalize.normalize(raw)
+            except Exception as exc:
+                self.dead_letters.append(make_dead_letter(
+                    "normalize", exc, source_topic="articles.raw", partition=None, offset=None,
+                    key=raw.id.encode(), value=raw.model_dump_json().encode()))
+                continue
+            verdict = dedupe.check_and_remember(article, self.dedupe_state,
+                                                now=article.ingested_at)
+            if verdict.duplicate_of is not None:
+                notice = dedupe.duplicate_notice(article, verdict)
+                self.duplicates.append(notice)
+                changes += timeline.apply_duplicate(self.timeline_state, notice)
+                continue
+            for mention in extract.extract_events(article):
+                batch.append(enrich.enrich(mention))
+        self.mentions += batch
+        return changes + timeline.apply_mentions(self.timeline_state, batch)
+
     def entries(self) -> list[TimelineEntry]:
         return sorted(self.timeline_state.timeline().values(), key=lambda e: (e.date, e.id))
 

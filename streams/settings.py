@@ -79,6 +79,16 @@ class Settings(BaseSettings):
         description="Window in which timeline changes are coalesced: an entry changed several "
         "times in it is published once, in its last version (0 = every change at once)",
     )
+    timeline_batch_max: int = Field(
+        default=256,
+        description="Most mention records the timeline stage merges in one pass (a micro-batch: "
+        "each touched month is re-clustered and each touched entry rebuilt once per batch)",
+    )
+    timeline_batch_within_s: float = Field(
+        default=0.02,
+        description="How long the timeline stage gathers a micro-batch before merging it "
+        "(adds at most this to the ingest-to-timeline latency)",
+    )
     lag_metrics_interval_s: float = Field(
         default=15.0,
         description="How often the worker exports its group's consumer lag on /metrics "

@@ -110,8 +110,10 @@ __all__ = [
     "actor_country",
     "apply_duplicate",
     "apply_mention",
+    "apply_mentions",
     "build_timeline",
     "cameo_table",
+    "check_mention",
     "diff_timelines",
     "entry_id_for",
     "expire",
@@ -1255,6 +1257,7 @@ def build_timeline(
 #   t|<article id>      what the floating mentions of an undated article found among anchor rows
 #                       (see _Tally), kept so that a new anchor row is counted, not searched for
 #   e|<entry id>        the sorted mention ids of the entry (its evidence may be capped)
+#   u|<article id>      the sorted ids of the article's floating mentions (what expiry reads)
 # A mention's entry id is entry_id_for(its row's anchor).
 
 
@@ -1294,8 +1297,10 @@ def _article_refs(doc: Mapping[str, Any]) -> set[str]:
 
 def _index_article(state: TimelineState, doc: Mapping[str, Any], present: bool) -> None:
     mid = str(doc["mention_id"])
-    for ref in _article_refs(doc):
-        key = f"a|{ref}"
+    refs = [f"a|{ref}" for ref in _article_refs(doc)]
+    if _is_floating(doc):  # what expiry looks at, instead of every stored mention
+        refs.append(f"u|{doc['article_id']}")
+    for key in refs:
         current = set(state.index.get(key) or ())
         updated = current | {mid} if present else current - {mid}
         if updated != current:
@@ -1677,6 +1682,43 @@ def apply_mention(state: TimelineState, mention: EventMention) -> list[TimelineC
     return _change(state, added=[doc])
 
 
+def apply_mentions(state: TimelineState, mentions: Iterable[EventMention]) -> list[TimelineChange]:
+    """Merge a batch of mentions in one pass; return the changes to publish.
+
+    The state after equals the state after applying them one by one with :func:`apply_mention`
+    (the merge is a function of the set of mentions), but each touched month is re-clustered and
+    each touched entry rebuilt once per batch instead of once per mention: with big entries and
+    busy months that is most of the merge's cost. The changes name each entry once, in its
+    version after the whole batch. Raises :class:`RejectedInput` for the first mention that
+    cannot be placed, before anything is changed (check them one by one with
+    :func:`check_mention` to sort the bad ones out first).
+    """
+    chosen: dict[str, dict[str, Any]] = {}
+    for mention in mentions:
+        doc = mention.model_dump(mode="json")
+        _validate(doc)
+        earlier = chosen.get(mention.mention_id)
+        if earlier is None or (earlier != doc and _preference(doc) > _preference(earlier)):
+            chosen[mention.mention_id] = doc
+    added: list[dict[str, Any]] = []
+    removed: list[Any] = []
+    for mid, doc in chosen.items():
+        current = state.mentions.get(mid)
+        if current is not None:
+            if current == doc or _preference(current) >= _preference(doc):
+                continue
+            removed.append(current)
+        added.append(doc)
+    if not added:
+        return []
+    return _change(state, added=added, removed=removed)
+
+
+def check_mention(mention: EventMention) -> None:
+    """Raise :class:`RejectedInput` if the mention cannot be placed (bad date, actor, code)."""
+    _validate(mention.model_dump(mode="json"))
+
+
 def retract_mention(state: TimelineState, mention_id: str) -> list[TimelineChange]:
     """Drop a mention the current extractor no longer finds (``relwatch reprocess``)."""
     current = state.mentions.get(mention_id)
@@ -1752,10 +1794,13 @@ def expire(state: TimelineState, horizon_days: float, now: float) -> list[Timeli
         if float(doc["updated"]) < cutoff and _period_end(doc["date"], prec) <= cutoff:
             expired[eid] = TimelineEntry.model_validate(doc)
     removed = [state.mentions[m] for eid in expired for m in _members(state, eid)]
-    # floating mentions no dated report anchored within the horizon are forgotten too
+    # floating mentions no dated report anchored within the horizon are forgotten too; the
+    # ``u|`` documents list them, so that expiry reads them and not every stored mention
+    floating = sorted(mid for key in [k for k in state.index if k.startswith("u|")]
+                      for mid in state.index[key])
     removed += [
-        doc for mid, doc in sorted(state.mentions.items())
-        if _is_floating(doc) and float(doc["ingested_at"]) < cutoff
+        doc for mid in floating
+        if float((doc := state.mentions[mid])["ingested_at"]) < cutoff
         and _placed_or_none(state, mid) is None
     ]
     changes = _change(state, removed=removed) if removed else []

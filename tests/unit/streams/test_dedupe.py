@@ -231,6 +231,35 @@ def test_eviction_forgets_old_articles() -> None:
     assert dedupe.check_and_remember(later, state, now=300.0).kind == "unique"
 
 
+class CountingDict(dict[str, Any]):
+    """A dict that counts how many of its records were read (scans included)."""
+
+    reads = 0
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.reads += 1
+        return super().get(key, default)
+
+    def items(self) -> Any:
+        self.reads += len(self)
+        return super().items()
+
+
+def test_eviction_reads_what_goes_not_the_whole_state() -> None:
+    signatures = CountingDict()
+    state = dedupe.DedupeState(exact={}, signatures=signatures)
+    for n in range(200):
+        dedupe.check_and_remember(_article(f"a{n:03d}", _synthetic(n, 20)), state, now=float(n))
+    kept = {aid: dict(rec) for aid, rec in signatures.items() if rec["ts"] >= 190}
+    signatures.reads = 0
+    removed = dedupe.evict_older_than(state, cutoff_ts=190.0)
+    assert signatures.reads == 190  # one read per record that goes, none of the 10 that stay
+    assert dict(signatures) == kept and removed >= 2 * 190
+    assert {i for b in state.bands.values() for i in _ids(b)} <= set(kept)
+    assert {v["id"] for v in state.exact.values()} == set(kept)
+    assert dedupe.evict_older_than(state, cutoff_ts=190.0) == 0
+
+
 def test_band_buckets_are_capped() -> None:
     config = dedupe.DedupeConfig(max_band_entries=3, threshold=1.1)  # nothing is a duplicate
     state = _state()

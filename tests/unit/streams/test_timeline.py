@@ -22,6 +22,7 @@ from streams.timeline import (
     actor_country,
     apply_duplicate,
     apply_mention,
+    apply_mentions,
     build_timeline,
     cameo_table,
     diff_timelines,
@@ -478,6 +479,51 @@ def test_any_order_with_replays_equals_the_batch(
         replay_changes(changes, published)
     assert state.timeline() == expected
     assert published == expected  # the topic's consumers see the same timeline
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=mention_sets(), seed=st.randoms(use_true_random=False), as_json=st.booleans())
+def test_micro_batches_equal_the_batch(
+    data: tuple[list[EventMention], list[DuplicateNotice]], seed: Any, as_json: bool
+) -> None:
+    """apply_mentions over batches of any size, replays and one id twice in a batch included,
+    leaves the state one-at-a-time merging leaves, and publishes the same timeline."""
+    mentions, notices = data
+    expected = {e.id: e for e in build_timeline(mentions, notices)}
+    stream = [*mentions, *seed.sample(mentions, k=min(len(mentions), 4))]
+    seed.shuffle(stream)
+    state = json_state() if as_json else TimelineState.in_memory()
+    one_by_one = TimelineState.in_memory()
+    published: dict[str, TimelineEntry] = {}
+    for notice in notices:
+        replay_changes(apply_duplicate(state, notice), published)
+        apply_duplicate(one_by_one, notice)
+    at = 0
+    while at < len(stream):
+        size = seed.randint(1, 6)
+        replay_changes(apply_mentions(state, stream[at:at + size]), published)
+        at += size
+    for m in stream:
+        apply_mention(one_by_one, m)
+    assert state.timeline() == expected
+    assert published == expected
+    assert dict(state.index) == dict(one_by_one.index)
+
+
+def test_a_batch_with_a_bad_mention_changes_nothing() -> None:
+    state = TimelineState.in_memory()
+    with pytest.raises(RejectedInput):
+        apply_mentions(state, [mention("a"), mention("b", date="2024-02-30")])
+    assert not state.mentions and not state.index and not state.entries
+
+
+def test_a_batch_merges_each_entry_once() -> None:
+    """Five reports of one event in one batch: one upsert of the entry, not five."""
+    state = TimelineState.in_memory()
+    batch = [mention(f"m{i}", article_id=f"w{i}", wire_id=f"w{i}") for i in range(5)]
+    changes = apply_mentions(state, batch)
+    assert [c.kind for c in changes] == ["upsert"]
+    assert changes[0].entry is not None and changes[0].entry.mention_count == 5
 
 
 def test_apply_mention_is_cheap() -> None:
