@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 import structlog
 
 from schemas.models import CleanArticle, DuplicateNotice, EventMention, RawArticle, TimelineEntry
@@ -363,6 +367,18 @@ async def _apply_run(
     return changes
 
 
+@contextmanager
+def _tables_written_for(event: Any) -> Iterator[None]:
+    """Let a batch's body write tables: Faust sends a table's changelog record to the partition
+    of the *current* event, which ``take_events`` does not set while its body runs. The batch's
+    last event stands for it (the timeline tables are co-partitioned with events.mentions)."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
 @app.agent(mentions_topic, name="timeline")
 async def timeline_agent(stream: Any) -> None:
     # Micro-batches: whatever arrived within RELWATCH_TIMELINE_BATCH_WITHIN_S, at most
@@ -376,7 +392,9 @@ async def timeline_agent(stream: Any) -> None:
                 for event in events:
                     await _fail("timeline", event, exc)
                 continue
-            await _publish(await _merge_batch(list(events)))
+            with _tables_written_for(events[-1]):
+                changes = await _merge_batch(list(events))
+            await _publish(changes)
 
 
 @app.agent(duplicates_topic, name="reposts")
