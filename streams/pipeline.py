@@ -37,22 +37,8 @@ class InProcessPipeline:
     mentions: list[EventMention] = field(default_factory=list)
 
     def process(self, raw: RawArticle) -> list[timeline.TimelineChange]:
-        try:
-            article: CleanArticle = normalize.normalize(raw)
-        except Exception as exc:
-            self.dead_letters.append(make_dead_letter(
-                "normalize", exc, source_topic="articles.raw", partition=None, offset=None,
-                key=raw.id.encode(), value=raw.model_dump_json().encode()))
-            return []
-        verdict = dedupe.check_and_remember(article, self.dedupe_state, now=article.ingested_at)
-        if verdict.duplicate_of is not None:
-            notice = dedupe.duplicate_notice(article, verdict)
-            self.duplicates.append(notice)
-            return timeline.apply_duplicate(self.timeline_state, notice)
-        changes: list[timeline.TimelineChange] = []
-        for mention in extract.extract_events(article):
-            mention = enrich.enrich(mention)
-            self.mentions.append(mention)
+        changes, mentions = self._up_to_mentions(raw)
+        for mention in mentions:
             changes += timeline.apply_mention(self.timeline_state, mention)
         return changes
 
@@ -63,24 +49,32 @@ class InProcessPipeline:
         changes: list[timeline.TimelineChange] = []
         batch: list[EventMention] = []
         for raw in raws:
-            try:
-                article: CleanArticle = normalize.normalize(raw)
-            except Exception as exc:
-                self.dead_letters.append(make_dead_letter(
-                    "normalize", exc, source_topic="articles.raw", partition=None, offset=None,
-                    key=raw.id.encode(), value=raw.model_dump_json().encode()))
-                continue
-            verdict = dedupe.check_and_remember(article, self.dedupe_state,
-                                                now=article.ingested_at)
-            if verdict.duplicate_of is not None:
-                notice = dedupe.duplicate_notice(article, verdict)
-                self.duplicates.append(notice)
-                changes += timeline.apply_duplicate(self.timeline_state, notice)
-                continue
-            for mention in extract.extract_events(article):
-                batch.append(enrich.enrich(mention))
-        self.mentions += batch
+            repost_changes, mentions = self._up_to_mentions(raw)
+            changes += repost_changes
+            batch += mentions
         return changes + timeline.apply_mentions(self.timeline_state, batch)
+
+    def _up_to_mentions(
+        self, raw: RawArticle
+    ) -> tuple[list[timeline.TimelineChange], list[EventMention]]:
+        """Normalize, dedupe and extract one article: a repost is applied to the timeline at once
+        (its changes returned), a unique article's enriched mentions are returned to merge, and
+        an article that cannot be normalized is dead-lettered (neither)."""
+        try:
+            article: CleanArticle = normalize.normalize(raw)
+        except Exception as exc:
+            self.dead_letters.append(make_dead_letter(
+                "normalize", exc, source_topic="articles.raw", partition=None, offset=None,
+                key=raw.id.encode(), value=raw.model_dump_json().encode()))
+            return [], []
+        verdict = dedupe.check_and_remember(article, self.dedupe_state, now=article.ingested_at)
+        if verdict.duplicate_of is not None:
+            notice = dedupe.duplicate_notice(article, verdict)
+            self.duplicates.append(notice)
+            return timeline.apply_duplicate(self.timeline_state, notice), []
+        mentions = [enrich.enrich(m) for m in extract.extract_events(article)]
+        self.mentions += mentions
+        return [], mentions
 
     def entries(self) -> list[TimelineEntry]:
         return sorted(self.timeline_state.timeline().values(), key=lambda e: (e.date, e.id))
