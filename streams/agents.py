@@ -18,10 +18,10 @@ import faust
 import faust.streams as faust_streams
 import structlog
 
-from schemas.models import CleanArticle, DuplicateNotice, EventMention, RawArticle, TimelineEntry
+from schemas.models import CleanArticle, DuplicateNotice, EventMention, TimelineEntry
 from schemas.topics import WORKER_INPUT_TOPICS
 
-from . import dedupe, enrich, extract, normalize, timeline
+from . import dedupe, normalize, stagepool, timeline
 from .app import (
     app,
     archive_topic,
@@ -34,6 +34,7 @@ from .app import (
     unique_topic,
 )
 from .deadletter import send_dead_letter
+from .errors import StageFailure
 from .faust_fixes import CommitHoleRepair
 from .kafka_io import consumer_lag, fold_timeline, read_topic
 from .metrics import (
@@ -106,22 +107,39 @@ async def _fail(stage: str, event: Any, exc: BaseException) -> None:
 
 
 def warm_up() -> None:
-    """Load models and data files before the first message, not during it."""
+    """Load models and data files, and start the stage processes, before the first message."""
     normalize.warm_up()
+    _stage_pool.start()
+
+
+def stop_stage_processes() -> None:
+    _stage_pool.shutdown()
 
 
 # --- stage 1: normalize --------------------------------------------------------------------
+# normalize and extract hold no state: their batches run in the stage processes (stagepool.py)
+_stage_pool = stagepool.StagePool(
+    stagepool.default_processes() if settings.stage_processes < 0 else settings.stage_processes,
+    settings.log_level, settings.log_format)
+
+
+def _stage_batches(stream: Any) -> Any:
+    return stream.take_events(settings.stage_batch_max, within=settings.stage_batch_within_s)
+
+
 @app.agent(raw_topic, name="normalize")
 async def normalize_agent(stream: Any) -> None:
-    async for event in stream.events():
-        try:
-            raw = RawArticle.model_validate_json(event.value)
-            article = normalize.normalize(raw, max_chars=settings.max_text_chars)
-        except Exception as exc:
-            await _fail("normalize", event, exc)
-            continue
-        PROCESSED.labels(stage="normalize").inc()
-        await clean_topic.send(key=article.id.encode(), value=article.model_dump_json().encode())
+    async for events in _stage_batches(stream):
+        outcomes = await _stage_pool.run(stagepool.normalize_payload,
+                                         [event.value for event in events],
+                                         settings.max_text_chars)
+        for event, outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, StageFailure):
+                await _fail("normalize", event, outcome)
+                continue
+            PROCESSED.labels(stage="normalize").inc()
+            key, value = outcome
+            await clean_topic.send(key=key, value=value)
 
 
 # --- stage 1: dedupe -----------------------------------------------------------------------
@@ -174,19 +192,17 @@ async def dedupe_agent(stream: Any) -> None:
 # --- stage 2: extract and enrich -----------------------------------------------------------
 @app.agent(unique_topic, name="extract")
 async def extract_agent(stream: Any) -> None:
-    async for event in stream.events():
-        try:
-            article = CleanArticle.model_validate_json(event.value)
-            mentions = [enrich.enrich(m) for m in extract.extract_events(article)]
-        except Exception as exc:
-            await _fail("extract", event, exc)
-            continue
-        PROCESSED.labels(stage="extract").inc()
-        MENTIONS.inc(len(mentions))
-        for mention in mentions:
-            await mentions_topic.send(
-                key=mention.mention_id.encode(), value=mention.model_dump_json().encode()
-            )
+    async for events in _stage_batches(stream):
+        outcomes = await _stage_pool.run(stagepool.extract_payload,
+                                         [event.value for event in events])
+        for event, outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, StageFailure):
+                await _fail("extract", event, outcome)
+                continue
+            PROCESSED.labels(stage="extract").inc()
+            MENTIONS.inc(len(outcome))
+            for key, value in outcome:
+                await mentions_topic.send(key=key, value=value)
 
 
 # --- timeline sink -------------------------------------------------------------------------

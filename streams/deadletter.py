@@ -12,14 +12,14 @@ from pydantic import ValidationError
 
 from schemas.models import DeadLetter
 
-from .errors import RejectedInput
+from .errors import RejectedInput, StageFailure
 
 log = structlog.get_logger(__name__)
 
 
 def failure_reason(exc: BaseException) -> str:
     """A short, stable reason code for an exception (the DLQ's ``reason`` prefix)."""
-    if isinstance(exc, RejectedInput):
+    if isinstance(exc, RejectedInput | StageFailure):
         return exc.reason
     if isinstance(exc, ValidationError):
         if any(err.get("type") == "json_invalid" for err in exc.errors()):
@@ -48,7 +48,7 @@ def make_dead_letter(
     return DeadLetter(
         stage=stage,
         reason=f"{reason}: {detail}" if detail and detail != reason else reason,
-        error_type=type(exc).__name__,
+        error_type=exc.error_type if isinstance(exc, StageFailure) else type(exc).__name__,
         source_topic=source_topic,
         partition=partition,
         offset=offset,

@@ -79,6 +79,21 @@ class Settings(BaseSettings):
         description="Window in which timeline changes are coalesced: an entry changed several "
         "times in it is published once, in its last version (0 = every change at once)",
     )
+    stage_processes: int = Field(
+        default=-1,
+        description="Processes that run the stateless stages (normalize, extract + enrich) "
+        "beside the worker's event loop; 0 runs them in the worker's own process, -1 = one "
+        "fewer than the CPUs (1 on a 2-core box)",
+    )
+    stage_batch_max: int = Field(
+        default=64,
+        description="Most records the normalize or extract stage hands to its processes at once",
+    )
+    stage_batch_within_s: float = Field(
+        default=0.01,
+        description="How long the normalize and extract stages gather a batch (adds at most "
+        "this, per stage, to the ingest-to-timeline latency)",
+    )
     timeline_batch_max: int = Field(
         default=256,
         description="Most mention records the timeline stage merges in one pass (a micro-batch: "

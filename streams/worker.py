@@ -20,7 +20,10 @@ def run_worker() -> None:
         redirect_stdouts=False,
         quiet=True,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        agents.stop_stage_processes()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""The stage processes: the same bytes as the worker's own process, failures that dead-letter
+as the original exception would, and a dead stage process that loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from producers.jsonl import read_articles
+from schemas.models import RawArticle
+from streams import stagepool
+from streams.deadletter import make_dead_letter
+from streams.errors import RejectedInput, StageFailure
+
+from .test_extract import DEV, SEEDS, require
+
+MAX_CHARS = 200_000
+
+
+def _raw_values(corpus: Path) -> list[bytes]:
+    with open(require(corpus) / "articles.jsonl", encoding="utf-8") as fh:
+        return [a.model_dump_json().encode()
+                for _, a in read_articles(fh, "test") if isinstance(a, RawArticle)]
+
+
+@pytest.fixture(scope="module")
+def raw_values() -> list[bytes]:
+    return _raw_values(SEEDS) + _raw_values(DEV)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[stagepool.StagePool]:
+    started = stagepool.StagePool(2, "warning", "console").start()
+    yield started
+    started.shutdown()
+
+
+BAD_VALUES = [b"{not json", b'{"id": "x"}', "\udcff".encode("utf-8", "surrogatepass")]
+
+
+def _dead_letter_fields(exc: BaseException) -> tuple[str, str]:
+    letter = make_dead_letter("normalize", exc, source_topic="t", partition=0, offset=1,
+                              key=None, value=b"v", now=0.0)
+    return letter.reason, letter.error_type
+
+
+@pytest.mark.parametrize("value", BAD_VALUES, ids=["invalid-json", "schema", "encoding"])
+def test_a_failure_dead_letters_as_the_original_exception(value: bytes) -> None:
+    with pytest.raises(Exception) as raised:
+        stagepool.normalize_payload(value, MAX_CHARS)
+    [failure] = stagepool.run_batch(stagepool.normalize_payload, [value], MAX_CHARS)
+    assert isinstance(failure, StageFailure)
+    assert _dead_letter_fields(failure) == _dead_letter_fields(raised.value)
+    copy = pickle.loads(pickle.dumps(failure))
+    assert _dead_letter_fields(copy) == _dead_letter_fields(raised.value)
+
+
+def test_a_rejection_keeps_its_reason_code() -> None:
+    failure = stagepool.as_failure(RejectedInput("empty_text", "nothing left after cleaning"))
+    assert _dead_letter_fields(failure) == _dead_letter_fields(
+        RejectedInput("empty_text", "nothing left after cleaning"))
+    assert failure.reason == "empty_text"
+
+
+class _TwoPartError(Exception):
+    def __init__(self, part: str, detail: str) -> None:
+        super().__init__(f"{part}/{detail}")
+
+
+def test_an_exception_that_does_not_unpickle_comes_back_as_its_failure() -> None:
+    original = _TwoPartError("a", "b")
+    with pytest.raises(TypeError):
+        pickle.loads(pickle.dumps(original))
+    copy = pickle.loads(pickle.dumps(stagepool.as_failure(original)))
+    assert _dead_letter_fields(copy) == _dead_letter_fields(original)
+    assert copy.error_type == "_TwoPartError"
+
+
+def test_the_pool_gives_the_bytes_of_the_workers_own_process(
+        pool: stagepool.StagePool, raw_values: list[bytes]) -> None:
+    batch = raw_values[:40] + BAD_VALUES
+    inline = stagepool.run_batch(stagepool.normalize_payload, batch, MAX_CHARS)
+    pooled = asyncio.run(pool.run(stagepool.normalize_payload, batch, MAX_CHARS))
+    assert [_comparable(o) for o in pooled] == [_comparable(o) for o in inline]
+    assert sum(isinstance(o, StageFailure) for o in pooled) == len(BAD_VALUES)
+    clean = [o[1] for o in inline if isinstance(o, tuple)]
+    extracted_inline = stagepool.run_batch(stagepool.extract_payload, clean)
+    extracted_pooled = asyncio.run(pool.run(stagepool.extract_payload, clean))
+    assert extracted_pooled == extracted_inline
+    assert sum(len(m) for m in extracted_inline if isinstance(m, list)) > 10
+
+
+def _comparable(outcome: object) -> object:
+    if isinstance(outcome, StageFailure):
+        return ("failure", *_dead_letter_fields(outcome))
+    return outcome
+
+
+def test_a_killed_stage_process_loses_nothing(raw_values: list[bytes]) -> None:
+    pool = stagepool.StagePool(1, "warning", "console").start()
+    try:
+        batch = raw_values[:10]
+        expected = stagepool.run_batch(stagepool.normalize_payload, batch, MAX_CHARS)
+        assert asyncio.run(pool.run(stagepool.normalize_payload, batch, MAX_CHARS)) == expected
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        assert asyncio.run(pool.run(stagepool.normalize_payload, batch, MAX_CHARS)) == expected
+        assert asyncio.run(pool.run(stagepool.normalize_payload, batch, MAX_CHARS)) == expected
+        assert pool.restarts == 1
+        assert pool.pids() and pool.pids() != [pid]
+    finally:
+        pool.shutdown()
+
+
+def test_no_processes_runs_in_this_process(raw_values: list[bytes]) -> None:
+    pool = stagepool.StagePool(0).start()
+    assert pool.pids() == []
+    outcomes = asyncio.run(pool.run(stagepool.normalize_payload, raw_values[:3], MAX_CHARS))
+    assert outcomes == stagepool.run_batch(stagepool.normalize_payload, raw_values[:3], MAX_CHARS)
