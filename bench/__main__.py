@@ -103,6 +103,39 @@ def rss_mb(pid: int, field: str) -> float:
     return float("nan")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a worker's stage processes fork from its forkserver)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, pending = [], [pid]
+    while pending:
+        tree.append(current := pending.pop())
+        pending += children.get(current, [])
+    return tree
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size: pages shared by the stage processes counted once in all."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_memory(pid: int) -> dict[str, float]:
+    """The worker process's RSS, its stage processes' RSS, and the RSS and PSS of the whole."""
+    tree = process_tree(pid)
+    stages = sum(rss_mb(p, "VmRSS") for p in tree[1:])
+    main = rss_mb(pid, "VmRSS")
+    return {"worker_main_rss_mb": main, "stage_processes_rss_mb": stages,
+            "worker_rss_mb": main + stages, "worker_pss_mb": sum(pss_mb(p) for p in tree)}
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -142,12 +175,19 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
             produce(bootstrap, settings.topic_name("articles.raw"), batch, restamp=True)
             wait_until_drained(settings, bootstrap, procs, timeout_s=3600)
             processed += len(batch)
-            log(f"rss phase: {processed} articles, worker RSS "
-                f"{rss_mb(procs[0].proc.pid, 'VmRSS'):.0f} MB")  # type: ignore[union-attr]
-        pid = procs[0].proc.pid  # type: ignore[union-attr]
-        result["rss_mb_after_100k"] = rss_mb(pid, "VmRSS")
+            memory = worker_memory(procs[0].proc.pid)  # type: ignore[union-attr]
+            log(f"rss phase: {processed} articles, worker RSS {memory['worker_rss_mb']:.0f} MB "
+                f"(main {memory['worker_main_rss_mb']:.0f}, stage processes "
+                f"{memory['stage_processes_rss_mb']:.0f}), PSS {memory['worker_pss_mb']:.0f} MB")
+        memory = worker_memory(procs[0].proc.pid)  # type: ignore[union-attr]
+        # the worker is its process and its stage processes: RSS summed over them (pages they
+        # share counted in each, so this errs high; worker_pss_mb counts them once)
+        result["rss_mb_after_100k"] = memory["worker_rss_mb"]
+        result |= memory
         result["rss_articles"] = float(processed)
-        result["worker_peak_rss_mb"] = max(rss_mb(p.proc.pid, "VmHWM") for p in procs)  # type: ignore[union-attr]
+        pids = [w.proc.pid for w in procs if w.proc is not None]
+        result["worker_peak_rss_mb"] = max(  # the peak of each process, summed
+            sum(rss_mb(p, "VmHWM") for p in process_tree(pid)) for pid in pids)
         return result
     finally:
         for p in procs:

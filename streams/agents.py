@@ -107,8 +107,10 @@ async def _fail(stage: str, event: Any, exc: BaseException) -> None:
 
 
 def warm_up() -> None:
-    """Load models and data files, and start the stage processes, before the first message."""
-    normalize.warm_up()
+    """Start the stage processes (they load the models and data files), or load those here if
+    the stages run in this process, before the first message."""
+    if _stage_pool.processes == 0:
+        normalize.warm_up()  # about 120 MB: only where the stages run
     _stage_pool.start()
 
 
