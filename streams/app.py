@@ -57,7 +57,7 @@ def create_app(conf: Settings) -> faust.App:
         web_bind=conf.web_host,
         web_host=conf.web_host,
         table_cleanup_interval=30.0,
-        producer_linger=0.005,
+        producer_linger=conf.producer_linger_ms / 1000,
         producer_acks=-1,
         stream_buffer_maxsize=conf.stream_buffer_maxsize,
         worker_redirect_stdouts=False,

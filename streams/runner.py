@@ -54,6 +54,8 @@ class WorkerProcess:
             RELWATCH_WEB_PORT=str(self.web_port),
             RELWATCH_LOG_FORMAT="json",
             RELWATCH_COMMIT_INTERVAL_S=str(self.settings.commit_interval_s),
+            RELWATCH_PRODUCER_LINGER_MS=str(self.settings.producer_linger_ms),
+            RELWATCH_STAGE_PROCESSES=str(self.settings.stage_processes),
             RELWATCH_SESSION_TIMEOUT_S=str(self.settings.session_timeout_s),
             RELWATCH_HEARTBEAT_INTERVAL_S=str(self.settings.heartbeat_interval_s),
             RELWATCH_RAW_PARTITIONS=str(self.settings.raw_partitions),

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, description="Worker HTTP port (/metrics, /health, API)")
     web_host: str = Field(default="127.0.0.1", description="Worker HTTP bind address")
     web_enabled: bool = Field(default=True, description="Serve the worker's HTTP endpoints")
+    producer_linger_ms: float = Field(
+        default=5.0,
+        description="How long the worker's producer waits to fill a batch before sending it "
+        "(larger: fewer, bigger requests and less CPU in worker and broker; adds up to this "
+        "per hop to the ingest-to-timeline latency)",
+    )
     commit_interval_s: float = Field(default=1.0, description="Consumer offset commit interval")
     session_timeout_s: float = Field(
         default=10.0,
@@ -83,7 +89,8 @@ class Settings(BaseSettings):
         default=-1,
         description="Processes that run the stateless stages (normalize, extract + enrich) "
         "beside the worker's event loop; 0 runs them in the worker's own process, -1 = one "
-        "fewer than the CPUs (1 on a 2-core box)",
+        "fewer than the CPUs the worker may use (its affinity or its container's CPU limit), "
+        "at most 3: 1 on a 2-core box",
     )
     stage_batch_max: int = Field(
         default=64,

@@ -20,11 +20,13 @@ The payload functions below are also what the worker runs when the pool is off
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TypeAlias, TypeVar
 
 import structlog
@@ -81,13 +83,30 @@ def _start_stage_process(log_level: str, log_format: str) -> None:
     normalize.warm_up()
 
 
-def default_processes() -> int:
-    """One fewer than the CPUs this process may use: the event loop keeps one."""
+# The event loop's own work per article (Kafka I/O, dedupe, merge) is about that of the two
+# stages, so a few stage processes keep it busy; more would only hold memory.
+MOST_DEFAULT_PROCESSES = 3
+
+
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may use: its affinity, or its container's CPU limit if lower."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
-    return max(0, cpus - 1)
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
+
+
+def default_processes() -> int:
+    """One fewer than the CPUs this process may use (the event loop keeps one), at most
+    :data:`MOST_DEFAULT_PROCESSES`."""
+    return min(MOST_DEFAULT_PROCESSES, max(0, available_cpus() - 1))
 
 
 class StagePool:

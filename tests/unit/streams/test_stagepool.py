@@ -123,3 +123,15 @@ def test_no_processes_runs_in_this_process(raw_values: list[bytes]) -> None:
     assert pool.pids() == []
     outcomes = asyncio.run(pool.run(stagepool.normalize_payload, raw_values[:3], MAX_CHARS))
     assert outcomes == stagepool.run_batch(stagepool.normalize_payload, raw_values[:3], MAX_CHARS)
+
+
+@pytest.mark.parametrize(("cpu_max", "limit"), [
+    ("max 100000", None), ("150000 100000", 2), ("50000 100000", 1), ("garbled", None)])
+def test_a_container_cpu_limit_bounds_the_cpus(tmp_path: Path, cpu_max: str,
+                                              limit: int | None) -> None:
+    cgroup = tmp_path / "cpu.max"
+    cgroup.write_text(cpu_max + "\n")
+    affinity = len(os.sched_getaffinity(0))
+    expected = affinity if limit is None else min(affinity, limit)
+    assert stagepool.available_cpus(cgroup) == expected
+    assert stagepool.available_cpus(tmp_path / "absent") == affinity
