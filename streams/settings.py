@@ -52,12 +52,6 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, description="Worker HTTP port (/metrics, /health, API)")
     web_host: str = Field(default="127.0.0.1", description="Worker HTTP bind address")
     web_enabled: bool = Field(default=True, description="Serve the worker's HTTP endpoints")
-    producer_linger_ms: float = Field(
-        default=5.0,
-        description="How long the worker's producer waits to fill a batch before sending it "
-        "(larger: fewer, bigger requests and less CPU in worker and broker; adds up to this "
-        "per hop to the ingest-to-timeline latency)",
-    )
     commit_interval_s: float = Field(default=1.0, description="Consumer offset commit interval")
     session_timeout_s: float = Field(
         default=10.0,
@@ -134,7 +128,12 @@ class Settings(BaseSettings):
     producer_compression: Literal["none", "gzip"] = Field(
         default="none", description="Producer compression codec"
     )
-    producer_linger_ms: int = Field(default=5, description="Producer batching delay")
+    producer_linger_ms: int = Field(
+        default=5,
+        description="How long a producer (the worker's and the ingest commands') waits to fill "
+        "a batch (larger: fewer, bigger requests and less CPU in client and broker; adds up "
+        "to this per hop to the ingest-to-timeline latency)",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="Kafka security protocol of every client"
     )
