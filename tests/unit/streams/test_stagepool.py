@@ -135,3 +135,26 @@ def test_a_container_cpu_limit_bounds_the_cpus(tmp_path: Path, cpu_max: str,
     expected = affinity if limit is None else min(affinity, limit)
     assert stagepool.available_cpus(cgroup) == expected
     assert stagepool.available_cpus(tmp_path / "absent") == affinity
+
+
+def test_a_stage_process_killed_in_the_middle_of_a_batch_loses_nothing(
+        raw_values: list[bytes]) -> None:
+    batch = (raw_values * 4)[:200]
+    expected = stagepool.run_batch(stagepool.normalize_payload, batch, MAX_CHARS)
+    pool = stagepool.StagePool(1, "warning", "console").start()
+    try:
+        asyncio.run(pool.run(stagepool.normalize_payload, batch[:2], MAX_CHARS))  # warm
+        [pid] = pool.pids()
+
+        async def kill_while_running() -> list[object]:
+            running = asyncio.ensure_future(
+                pool.run(stagepool.normalize_payload, batch, MAX_CHARS))
+            await asyncio.sleep(0.2)
+            assert not running.done()  # the kill lands in the middle of the batch
+            os.kill(pid, signal.SIGKILL)
+            return list(await running)
+
+        assert asyncio.run(kill_while_running()) == expected
+        assert pool.restarts == 1
+    finally:
+        pool.shutdown()
