@@ -643,7 +643,11 @@ def test_worker_probes_resources_and_replicas(k8s, config_map) -> None:
     for probe in [*probes.values(), container.get("startupProbe", {}).get("httpGet")]:
         if probe is not None:
             assert _port_number(container, probe["port"]) == web_port
-    assert container["resources"] == {"requests": {"cpu": "1", "memory": "768Mi"},
+    # a core for the event loop and one per stage process (normalize, extract), no CPU limit:
+    # the default stage count would read an unlimited cgroup as the node's CPUs, so it is set
+    stages = int(config_map["RELWATCH_STAGE_PROCESSES"])
+    assert stages >= 1
+    assert container["resources"] == {"requests": {"cpu": str(1 + stages), "memory": "768Mi"},
                                       "limits": {"memory": "1Gi"}}
     replicas = deploy["spec"]["replicas"]
     assert 2 <= replicas <= int(config_map["RELWATCH_UNIQUE_PARTITIONS"]), (
