@@ -392,3 +392,49 @@ def test_band_index_merges_its_recent_entries_without_changing_any_bucket() -> N
         dedupe.evict_older_than(state, cutoff_ts=15)
     assert dict(merged.bands) == dict(unmerged.bands)
     assert {i for b in merged.bands.values() for i in b} <= {f"a{n:02d}" for n in range(15, 30)}
+
+
+def _similar_texts(n: int) -> list[str]:
+    """Texts that share a few word pairs (so that their bands often collide, while they stay
+    far below the threshold), then two reposts."""
+    shared = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
+    base = [f"{shared} {_synthetic(1000 + i, 40)}" for i in range(n)]
+    return [*base, base[2] + " one more line", base[5]]
+
+
+def test_candidates_are_checked_without_reading_the_table() -> None:
+    """The band index holds its articles' signatures: a new article reads the table once, for
+    its own id, however many candidates its bands name."""
+    signatures = CountingDict()
+    state = dedupe.DedupeState(exact={}, signatures=signatures)
+    verdicts, candidates = [], 0
+    for n, text in enumerate(_similar_texts(30)):
+        keys = dedupe.lsh_band_keys(dedupe.minhash_signature(text))
+        candidates += len(state.bands.candidates(keys))
+        signatures.reads = 0
+        verdicts.append(dedupe.check_and_remember(_article(f"a{n:02d}", text), state,
+                                                  now=float(n)))
+        assert signatures.reads == 1  # its own id (a replay gets its first verdict back)
+    assert candidates > 60  # checked against the index's signatures, none read
+    assert [v.duplicate_of for v in verdicts] == [None] * 30 + ["a02", "a05"]
+
+
+def test_an_index_without_signatures_reads_them_from_the_table() -> None:
+    """An index given no signatures (built by hand, or by an older worker) answers the same,
+    through the table."""
+    texts = _similar_texts(30)
+    full = _state()
+    for n, text in enumerate(texts):
+        dedupe.check_and_remember(_article(f"a{n:02d}", text), full, now=float(n))
+    bare = dedupe.BandIndex()
+    for aid, rec in sorted(full.signatures.items(), key=lambda item: item[1]["ts"]):
+        if rec["kind"] == "unique":
+            keys = dedupe.lsh_band_keys(dedupe.unpack_signature(rec["sig"]))
+            bare.add(aid, keys, dedupe.DEFAULT_CONFIG.max_band_entries)
+    assert dict(bare) == dict(full.bands)
+    by_table = dedupe.DedupeState(exact={}, signatures=dict(full.signatures), bands=bare)
+    by_index = dedupe.DedupeState(exact={}, signatures=dict(full.signatures), bands=full.bands)
+    for n, text in enumerate([texts[3] + " tail", texts[11] + " more", texts[20][::-1]]):
+        probe = _article(f"p{n}", text)
+        assert (dedupe.check_and_remember(probe, by_table, now=100.0 + n)
+                == dedupe.check_and_remember(probe, by_index, now=100.0 + n))
