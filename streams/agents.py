@@ -84,6 +84,7 @@ timeline_mentions = _table(
     "timeline-mentions", faust.Schema(key_serializer="json", value_serializer="raw"))
 _stored_mentions = timeline.CompactMentions(timeline_mentions)
 timeline_reposts = _table("timeline-reposts")
+_stored_reposts = timeline.KnownKeys(timeline_reposts)  # absent keys answered from memory
 _derived: dict[str, Any] = {
     "exact": {}, "bands": dedupe.BandIndex(), "ages": [], "index": {},
     "entries": timeline.CompressedEntries(),
@@ -211,7 +212,7 @@ async def extract_agent(stream: Any) -> None:
 def _timeline_state() -> timeline.TimelineState:
     return timeline.TimelineState(
         mentions=_stored_mentions, entries=_derived["entries"], index=_derived["index"],
-        reposts=timeline_reposts,
+        reposts=_stored_reposts,
     )
 
 
@@ -440,6 +441,7 @@ _rebuild = {"dedupe": True, "timeline": True}
 async def _on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
     _rebuild["dedupe"] = _rebuild["timeline"] = True
     _stored_mentions.clear_cache()  # the table may have been recovered or changed meanwhile
+    _stored_reposts.reload()
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]

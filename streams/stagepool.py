@@ -123,10 +123,10 @@ class StagePool:
 
     def start(self) -> StagePool:
         if self.processes > 0 and self._executor is None:
-            # forkserver: children fork from a clean server process that imported the stages,
-            # not from the worker (threads, sockets, an event loop) and not its __main__
+            # forkserver: children fork from a small, clean server process, not from the worker
+            # (threads, sockets, an event loop) and not its __main__; each imports the stages
+            # itself (preloading them in the server would hold a second copy of the modules)
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
             self._executor = ProcessPoolExecutor(
                 self.processes, mp_context=context, initializer=_start_stage_process,
                 initargs=self._log)

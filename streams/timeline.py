@@ -105,6 +105,7 @@ __all__ = [
     "CameoTable",
     "CoalescedChanges",
     "CompactMentions",
+    "KnownKeys",
     "TimelineChange",
     "TimelineState",
     "actor_country",
@@ -235,6 +236,53 @@ class CoalescedChanges:
         if key is None:
             raise KeyError("no change waits")
         return self._waiting.pop(key)
+
+
+class KnownKeys(MutableMapping[str, Any]):
+    """``backing`` (a Faust table) with its keys also held in memory, so that asking for an
+    absent key reads no store: the merge asks for the reposts of every member article of each
+    entry it rebuilds, and most articles have none (a profile at 16,000 articles had those
+    misses at 7 % of the worker's CPU). The keys are read from ``backing`` on first use after
+    :meth:`reload`, which the worker calls when the table was recovered or reassigned.
+    """
+
+    def __init__(self, backing: MutableMapping[str, Any]) -> None:
+        self.backing = backing
+        self._keys: set[str] | None = None
+
+    def reload(self) -> None:
+        """Forget the keys (the backing table was recovered or changed underneath)."""
+        self._keys = None
+
+    def _known(self) -> set[str]:
+        if self._keys is None:
+            self._keys = set(self.backing)
+        return self._keys
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._known():
+            raise KeyError(key)
+        return self.backing[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.backing.get(key, default) if key in self._known() else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.backing[key] = value
+        self._known().add(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self.backing[key]
+        self._known().discard(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.backing)
+
+    def __len__(self) -> int:
+        return len(self.backing)
 
 
 class CompactMentions(MutableMapping[str, Any]):

@@ -17,6 +17,7 @@ from streams.errors import RejectedInput
 from streams.timeline import (
     CoalescedChanges,
     CompactMentions,
+    KnownKeys,
     TimelineChange,
     TimelineState,
     actor_country,
@@ -875,15 +876,15 @@ def test_coalescing_keeps_the_last_change_per_entry_in_order_and_every_expiry() 
 def test_compact_mentions_give_the_same_timeline_as_dicts(
     data: tuple[list[EventMention], list[DuplicateNotice]], seed: Any
 ) -> None:
-    """Mentions stored as JSON bytes behind a tiny cache (2 documents, so most reads decode)
-    merge exactly as mentions stored as dicts."""
+    """Mentions stored as JSON bytes behind a tiny cache (2 documents, so most reads decode),
+    and reposts behind their keys held in memory, merge exactly as plain dicts."""
     mentions, notices = data
     events: list[EventMention | DuplicateNotice] = [*mentions, *notices]
     seed.shuffle(events)
     plain = TimelineState.in_memory()
     backing: dict[str, Any] = {}
     compact = TimelineState(mentions=CompactMentions(backing, cache_size=2), entries={},
-                            index={}, reposts={})
+                            index={}, reposts=KnownKeys({}))
     for event in events:
         for state in (plain, compact):
             if isinstance(event, EventMention):
@@ -908,6 +909,35 @@ def test_compact_mentions_read_legacy_dicts_and_forget_their_cache() -> None:
     assert store["m2"]["tone"] == -1.0  # read again from the backing table
     del store["m2"]
     assert "m2" not in backing and store.get("m2") is None
+
+
+class _ReadCounting(dict[str, Any]):
+    reads = 0
+
+    def __getitem__(self, key: str) -> Any:
+        self.reads += 1
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.reads += 1
+        return super().get(key, default)
+
+
+def test_known_keys_answer_absent_keys_without_reading_the_table() -> None:
+    backing = _ReadCounting({"a1": {"r1": {"outlet": "x"}}})
+    reposts = KnownKeys(backing)
+    assert reposts.get("a9") is None and "a9" not in reposts and backing.reads == 0
+    assert reposts["a1"] == {"r1": {"outlet": "x"}} and backing.reads == 1
+    with pytest.raises(KeyError):
+        reposts["a9"]
+    reposts["a2"] = {"r2": {}}
+    assert backing["a2"] == {"r2": {}} and reposts.get("a2") == {"r2": {}}
+    del reposts["a1"]
+    assert "a1" not in backing and reposts.get("a1") is None and len(reposts) == 1
+    backing["a3"] = {"r3": {}}  # written underneath (a recovery): seen after reload
+    assert reposts.get("a3") is None
+    reposts.reload()
+    assert reposts.get("a3") == {"r3": {}} and sorted(reposts) == ["a2", "a3"]
 
 
 def test_compressed_entries_round_trip_and_take_less_memory() -> None:
