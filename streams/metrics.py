@@ -18,6 +18,15 @@ COMMIT_HOLES = Counter(
     "the offsets were skipped after the refetches failed to fill them)",
     ["topic", "action"],
 )
+STAGE_PROCESSES = Gauge(
+    "relwatch_stage_processes", "Processes running the normalize and extract stages (0: the "
+    "worker's own process runs them)"
+)
+STAGE_PROCESS_RESTARTS = Counter(
+    "relwatch_stage_process_restarts_total",
+    "Times a stage process died mid-batch: the batch ran in the worker's process, the pool "
+    "was started again",
+)
 TIMELINE_SIZE = Gauge("relwatch_timeline_entries", "Entries on the rolling timeline")
 NEWEST_ENTRY_TS = Gauge(
     "relwatch_timeline_newest_update_timestamp", "Unix time of the newest timeline change"

@@ -36,6 +36,7 @@ from schemas.models import CleanArticle, RawArticle
 from . import enrich, extract, normalize
 from .deadletter import failure_reason
 from .errors import StageFailure
+from .metrics import STAGE_PROCESS_RESTARTS, STAGE_PROCESSES
 
 log = structlog.get_logger(__name__)
 
@@ -131,6 +132,7 @@ class StagePool:
                 self.processes, mp_context=context, initializer=_start_stage_process,
                 initargs=self._log)
             log.info("stage_pool_started", processes=self.processes)
+        STAGE_PROCESSES.set(self.processes if self._executor is not None else 0)
         return self
 
     def pids(self) -> list[int]:
@@ -155,6 +157,7 @@ class StagePool:
             log.warning("stage_pool_broken", error=repr(exc), batch=len(values))
             self.shutdown()
             self.restarts += 1
+            STAGE_PROCESS_RESTARTS.inc()
             self.start()
             return run_batch(stage, values, *args)
         return [outcome for part in parts for outcome in part]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from producers.jsonl import read_articles
 from schemas.models import RawArticle
@@ -102,8 +103,14 @@ def _comparable(outcome: object) -> object:
     return outcome
 
 
+def _restarts_counted() -> float:
+    return REGISTRY.get_sample_value("relwatch_stage_process_restarts_total") or 0.0
+
+
 def test_a_killed_stage_process_loses_nothing(raw_values: list[bytes]) -> None:
     pool = stagepool.StagePool(1, "warning", "console").start()
+    assert REGISTRY.get_sample_value("relwatch_stage_processes") == 1
+    counted = _restarts_counted()
     try:
         batch = raw_values[:10]
         expected = stagepool.run_batch(stagepool.normalize_payload, batch, MAX_CHARS)
@@ -112,7 +119,7 @@ def test_a_killed_stage_process_loses_nothing(raw_values: list[bytes]) -> None:
         os.kill(pid, signal.SIGKILL)
         assert asyncio.run(pool.run(stagepool.normalize_payload, batch, MAX_CHARS)) == expected
         assert asyncio.run(pool.run(stagepool.normalize_payload, batch, MAX_CHARS)) == expected
-        assert pool.restarts == 1
+        assert pool.restarts == 1 and _restarts_counted() == counted + 1
         assert pool.pids() and pool.pids() != [pid]
     finally:
         pool.shutdown()
