@@ -82,7 +82,8 @@ dedupe_signatures = _table("dedupe-signatures")
 # mentions as compact JSON bytes (timeline.CompactMentions): half the memory of dicts
 timeline_mentions = _table(
     "timeline-mentions", faust.Schema(key_serializer="json", value_serializer="raw"))
-_stored_mentions = timeline.CompactMentions(timeline_mentions)
+_stored_mentions = timeline.CompactMentions(
+    timeline_mentions, reads=lambda: timeline_mentions.data)  # the store: one lookup a read
 timeline_reposts = _table("timeline-reposts")
 _stored_reposts = timeline.KnownKeys(timeline_reposts)  # absent keys answered from memory
 _derived: dict[str, Any] = {

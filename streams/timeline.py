@@ -78,7 +78,7 @@ import math
 import re
 import zlib
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -296,10 +296,14 @@ class CompactMentions(MutableMapping[str, Any]):
     dict (an older changelog) is read as it is.
     """
 
-    def __init__(self, backing: MutableMapping[str, Any], cache_size: int = 8_192) -> None:
+    def __init__(self, backing: MutableMapping[str, Any], cache_size: int = 8_192,
+                 reads: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.backing = backing
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._cache_size = cache_size
+        # where reads go: a Faust table's store (``lambda: table.data``) answers a read with
+        # one lookup, the table itself with two (a membership test, then the read)
+        self._reads = reads or (lambda: backing)
 
     def clear_cache(self) -> None:
         """Forget the decoded documents (after the backing table was recovered or changed)."""
@@ -311,7 +315,7 @@ class CompactMentions(MutableMapping[str, Any]):
         if doc is not None:
             cache.move_to_end(key)
             return doc
-        raw = self.backing[key]
+        raw = self._reads()[key]
         doc = raw if isinstance(raw, dict) else json.loads(raw)
         self._remember(key, doc)
         return doc
@@ -1359,7 +1363,7 @@ def _index_article(state: TimelineState, doc: Mapping[str, Any], present: bool) 
 
 
 def _reposts_for(state: TimelineState, docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    refs = set().union(*(_article_refs(d) for d in docs))
+    refs = {ref for d in docs for ref in (d["article_id"], d.get("wire_id") or d["article_id"])}
     return {ref: rec for ref in refs if (rec := state.reposts.get(ref))}
 
 

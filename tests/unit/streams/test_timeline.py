@@ -923,6 +923,21 @@ class _ReadCounting(dict[str, Any]):
         return super().get(key, default)
 
 
+def test_compact_mentions_read_through_the_reader_they_are_given() -> None:
+    """In the worker reads go to the table's store (one lookup), writes to the table (its
+    changelog); both hold the same data."""
+    backing: dict[str, Any] = {}
+    store = _ReadCounting()
+    mentions = CompactMentions(backing, cache_size=1, reads=lambda: store)
+    doc = mention("m1").model_dump(mode="json")
+    mentions["m1"] = doc
+    mentions["m2"] = {**doc, "mention_id": "m2"}  # m1 leaves the one-document cache
+    store.update(backing)
+    assert mentions["m1"] == doc and store.reads == 1
+    with pytest.raises(KeyError):
+        mentions["m3"]
+
+
 def test_known_keys_answer_absent_keys_without_reading_the_table() -> None:
     backing = _ReadCounting({"a1": {"r1": {"outlet": "x"}}})
     reposts = KnownKeys(backing)
