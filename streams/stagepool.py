@@ -160,6 +160,9 @@ class StagePool:
             STAGE_PROCESS_RESTARTS.inc()
             self.start()
             return run_batch(stage, values, *args)
+        except Exception as exc:  # the pool refused the batch (shut down underneath it, say)
+            log.warning("stage_pool_failed", error=repr(exc), batch=len(values))
+            return run_batch(stage, values, *args)
         return [outcome for part in parts for outcome in part]
 
     def shutdown(self) -> None:
