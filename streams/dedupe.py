@@ -121,10 +121,11 @@ class BandIndex(Mapping[int, list[str]]):
     holds ``merge_at`` entries. Article ids are stored once, as slots, each with the article's
     signature and ingest time when :meth:`add` is given them (a row of a uint32 matrix: 512
     bytes for 128 values), so that checking a candidate reads no table: the candidates of an
-    article grow with the window (about 5 at 1,000 articles, 36 at 4,000 on the bench stream),
-    and each read from a RocksDB table with its JSON decode cost tens of microseconds. As a
-    ``Mapping`` (for tests and inspection) it is the buckets by folded key; the detector uses
-    :meth:`candidates`, :meth:`remembered`, :meth:`add` and :meth:`retain`.
+    article grow with the window (on the bench stream about 5 per article over its first 1,000
+    articles, 36 over its fourth 1,000), and each read from a RocksDB table with its JSON
+    decode cost tens of microseconds. As a ``Mapping`` (for tests and inspection) it is the
+    buckets by folded key; the detector uses :meth:`candidates`, :meth:`remembered`,
+    :meth:`add` and :meth:`retain`.
     """
 
     def __init__(self, merge_at: int = 65_536) -> None:
@@ -220,6 +221,8 @@ class BandIndex(Mapping[int, list[str]]):
                 del self._delta[key]
         self._ids = [i for i, a in zip(self._ids, alive.tolist(), strict=True) if a]
         self._slot_of = {i: n for n, i in enumerate(self._ids)}
+        # the signature rows may outnumber the ids (spare rows) or not reach the last ones (ids
+        # added without a signature): keep the rows of the ids that stay
         held = len(alive)
         self._sigs = self._sigs[:held][alive[:len(self._sigs)]]
         self._stamps = self._stamps[:held][alive[:len(self._stamps)]]
