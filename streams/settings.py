@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     timeline_batch_within_s: float = Field(
         default=0.02,
         description="How long the timeline stage gathers a micro-batch before merging it "
-        "(adds at most this to the ingest-to-timeline latency)",
+        "(adds at most this to the ingest-to-timeline latency; 0.25 merged 10-15 % more "
+        "articles/s under load in bench/README.md run 24, for 0.1-0.2 s more latency)",
     )
     lag_metrics_interval_s: float = Field(
         default=15.0,
