@@ -18,7 +18,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -127,13 +129,22 @@ def pss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _unless_gone(read: Callable[..., float], *args: Any) -> float:
+    """``read(*args)``, or 0 for a process that ended meanwhile (a stage process replaced)."""
+    try:
+        return read(*args)
+    except OSError:
+        return 0.0
+
+
 def worker_memory(pid: int) -> dict[str, float]:
     """The worker process's RSS, its stage processes' RSS, and the RSS and PSS of the whole."""
     tree = process_tree(pid)
-    stages = sum(rss_mb(p, "VmRSS") for p in tree[1:])
+    stages = sum(_unless_gone(rss_mb, p, "VmRSS") for p in tree[1:])
     main = rss_mb(pid, "VmRSS")
+    pss = sum(_unless_gone(pss_mb, p) for p in tree)
     return {"worker_main_rss_mb": main, "stage_processes_rss_mb": stages,
-            "worker_rss_mb": main + stages, "worker_pss_mb": sum(pss_mb(p) for p in tree)}
+            "worker_rss_mb": main + stages, "worker_pss_mb": pss}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -187,7 +198,8 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
         result["rss_articles"] = float(processed)
         pids = [w.proc.pid for w in procs if w.proc is not None]
         result["worker_peak_rss_mb"] = max(  # the peak of each process, summed
-            sum(rss_mb(p, "VmHWM") for p in process_tree(pid)) for pid in pids)
+            sum(_unless_gone(rss_mb, p, "VmHWM") for p in process_tree(pid))
+            for pid in pids)
         return result
     finally:
         for p in procs:
