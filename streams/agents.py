@@ -94,6 +94,7 @@ _derived: dict[str, Any] = {
 EVICT_EVERY_S = 60.0
 REPAIR_READ_TIMEOUT_S = 45.0
 REVOKE_FLUSH_TIMEOUT_S = 10.0
+MAX_TIMELINE_YIELD_S = 0.5
 _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
 # Dedupe evicts by stream time (the newest ingest time seen), not wall-clock time, so that a
 # backfill of old articles keeps its window; a day of margin covers producers' clock skew.
@@ -412,9 +413,16 @@ async def timeline_agent(stream: Any) -> None:
                 for event in events:
                     await _fail("timeline", event, exc)
                 continue
+            started = time.perf_counter()
             with _tables_written_for(events[-1]):
                 changes = await _merge_batch(list(events))
             await _publish(changes)
+            merge_s = time.perf_counter() - started
+        # under load, let the other stages run before the next batch is gathered, so that it
+        # holds more mentions: a merge's cost is mostly that of the entries and months it
+        # touches, which more mentions per merge share
+        if (pause := min(settings.timeline_yield_factor * merge_s, MAX_TIMELINE_YIELD_S)) > 0:
+            await asyncio.sleep(pause)
 
 
 @app.agent(duplicates_topic, name="reposts")

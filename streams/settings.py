@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="Window in which timeline changes are coalesced: an entry changed several "
         "times in it is published once, in its last version (0 = every change at once)",
     )
+    timeline_yield_factor: float = Field(
+        default=1.0,
+        description="After a merge that took t seconds, the timeline stage waits factor * t "
+        "(at most 0.5 s) before it gathers its next micro-batch, so that under load the other "
+        "stages run and the next merge takes more mentions at once (its cost grows with the "
+        "entries and months it touches, not with the mentions it adds); 0 = no wait",
+    )
     stage_processes: int = Field(
         default=-1,
         description="Processes that run the stateless stages (normalize, extract + enrich) "
