@@ -119,12 +119,12 @@ class BandIndex(Mapping[int, list[str]]):
     Most entries live in three numpy arrays sorted by key (key, article slot, live flag: 13
     bytes an entry); new entries go to a dict of lists that is merged into the arrays once it
     holds ``merge_at`` entries. Article ids are stored once, as slots, each with the article's
-    signature and ingest time when :meth:`add` is given them (a row of a uint32 matrix: 512
-    bytes for 128 values), so that checking a candidate reads no table: the candidates of an
+    signature and ingest time (a row of a uint32 matrix: 512 bytes for 128 values), so that
+    checking a candidate reads no table: the candidates of an
     article grow with the window (on the bench stream about 5 per article over its first 1,000
     articles, 36 over its fourth 1,000), and each read from a RocksDB table with its JSON
     decode cost tens of microseconds. As a ``Mapping`` (for tests and inspection) it is the
-    buckets by folded key; the detector uses :meth:`candidates`, :meth:`remembered`,
+    buckets by folded key; the detector uses :meth:`candidates`, :meth:`signatures_of`,
     :meth:`add` and :meth:`retain`.
     """
 
@@ -139,7 +139,6 @@ class BandIndex(Mapping[int, list[str]]):
         self._delta_entries = 0
         self._sigs: npt.NDArray[np.uint32] = np.zeros((0, 0), dtype=np.uint32)
         self._stamps: npt.NDArray[np.float64] = np.zeros(0)
-        self._known: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
 
     # --- the detector's operations -------------------------------------------------------
     def candidates(self, keys: list[int]) -> list[str]:
@@ -155,29 +154,22 @@ class BandIndex(Mapping[int, list[str]]):
                     out[ids[slot]] = None
         return list(out)
 
-    def remembered(self, article_ids: list[str]
-                   ) -> tuple[list[int], npt.NDArray[np.float64], npt.NDArray[np.uint32]]:
-        """Of ``article_ids``, the positions of those whose signature :meth:`add` was given,
-        with their ingest times and signatures (rows), in that order."""
-        slot_of, known = self._slot_of, self._known
-        slots = np.fromiter((slot_of.get(a, -1) for a in article_ids), dtype=np.int64,
-                            count=len(article_ids))
-        held = (slots >= 0) & (slots < len(known))
-        held[held] = known[slots[held]]
-        chosen = slots[held]
-        return np.flatnonzero(held).tolist(), self._stamps[chosen], self._sigs[chosen]
+    def signatures_of(self, article_ids: list[str]
+                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint32]]:
+        """The ingest times and signatures (rows) of ``article_ids`` (ids the index holds, as
+        :meth:`candidates` gives them), in that order."""
+        slots = [self._slot_of[a] for a in article_ids]
+        return self._stamps[slots], self._sigs[slots]
 
-    def add(self, article_id: str, keys: list[int], cap: int,
-            signature: Signature | None = None, ts: float = 0.0) -> None:
-        """Append ``article_id`` to the buckets of ``keys``; a bucket keeps its newest ``cap``.
-        With ``signature``, the article's signature and ingest time are kept for
-        :meth:`remembered`."""
+    def add(self, article_id: str, keys: list[int], cap: int, signature: Signature,
+            ts: float) -> None:
+        """Append ``article_id`` (its ``signature`` and ingest time ``ts`` kept for
+        :meth:`signatures_of`) to the buckets of ``keys``; a bucket keeps its newest ``cap``."""
         slot = self._slot_of.get(article_id)
         if slot is None:
             slot = self._slot_of[article_id] = len(self._ids)
             self._ids.append(article_id)
-        if signature is not None:
-            self._remember(slot, signature, ts)
+        self._remember(slot, signature, ts)
         folded = [fold_band_key(k) for k in keys]
         lows, highs = self._ranges(folded)
         for key, lo, hi in zip(folded, lows, highs, strict=True):
@@ -221,12 +213,8 @@ class BandIndex(Mapping[int, list[str]]):
                 del self._delta[key]
         self._ids = [i for i, a in zip(self._ids, alive.tolist(), strict=True) if a]
         self._slot_of = {i: n for n, i in enumerate(self._ids)}
-        # the signature rows may outnumber the ids (spare rows) or not reach the last ones (ids
-        # added without a signature): keep the rows of the ids that stay
-        held = len(alive)
-        self._sigs = self._sigs[:held][alive[:len(self._sigs)]]
-        self._stamps = self._stamps[:held][alive[:len(self._stamps)]]
-        self._known = self._known[:held][alive[:len(self._known)]]
+        held = len(alive)  # every id has a row; rows beyond them are spare
+        self._sigs, self._stamps = self._sigs[:held][alive], self._stamps[:held][alive]
         return removed
 
     @property
@@ -237,22 +225,18 @@ class BandIndex(Mapping[int, list[str]]):
     # --- internals -----------------------------------------------------------------------
     def _remember(self, slot: int, signature: Signature, ts: float) -> None:
         width = len(signature)
-        if slot >= len(self._known) or self._sigs.shape[1] != width:
-            size = max(slot + 1, 2 * len(self._known), 64)
-            if self._sigs.shape[1] not in (0, width):
-                raise ValueError(f"signatures of {width} values in an index of "
-                                 f"{self._sigs.shape[1]}")
+        if self._sigs.shape[1] not in (0, width):
+            raise ValueError(f"signatures of {width} values in an index of {self._sigs.shape[1]}")
+        if slot >= len(self._stamps) or self._sigs.shape[1] != width:
+            size = max(slot + 1, 2 * len(self._stamps), 64)
             sigs = np.zeros((size, width), dtype=np.uint32)
             if self._sigs.size:
                 sigs[:len(self._sigs)] = self._sigs
             stamps = np.zeros(size)
             stamps[:len(self._stamps)] = self._stamps
-            known = np.zeros(size, dtype=bool)
-            known[:len(self._known)] = self._known
-            self._sigs, self._stamps, self._known = sigs, stamps, known
+            self._sigs, self._stamps = sigs, stamps
         self._sigs[slot] = signature
         self._stamps[slot] = ts
-        self._known[slot] = True
 
     def _ranges(self, folded: list[int]) -> tuple[list[int], list[int]]:
         if not len(self._keys):
@@ -525,15 +509,11 @@ def _best_candidate(
     if not candidates:
         return None
     width = len(signature)
-    at, held_stamps, held_sigs = state.bands.remembered(candidates)
-    if len(at) == len(candidates):  # the index holds them all: no table read
-        fresh = held_stamps >= horizon
-        ids = [c for c, keep in zip(candidates, fresh.tolist(), strict=True) if keep]
-        stamps: list[float] = held_stamps[fresh].tolist()
-        others = held_sigs[fresh]
-    else:
-        ids, stamps, others = _read_candidates(candidates, at, held_stamps, held_sigs,
-                                               state.signatures, horizon)
+    held_stamps, held_sigs = state.bands.signatures_of(candidates)
+    fresh = held_stamps >= horizon
+    ids = [c for c, keep in zip(candidates, fresh.tolist(), strict=True) if keep]
+    stamps: list[float] = held_stamps[fresh].tolist()
+    others = held_sigs[fresh]
     if not ids or width == 0:
         return None
     equal: list[int] = np.count_nonzero(others == signature, axis=1).tolist()
@@ -545,32 +525,6 @@ def _best_candidate(
         if best is None or similarity > best[1] or (similarity == best[1] and ts < best[2]):
             best = (cid, similarity, ts)
     return (best[0], best[1]) if best is not None else None
-
-
-def _read_candidates(
-    candidates: list[str], at: list[int], held_stamps: npt.NDArray[np.float64],
-    held_sigs: npt.NDArray[np.uint32], signatures: Mapping[str, Any], horizon: float,
-) -> tuple[list[str], list[float], npt.NDArray[np.uint32]]:
-    """The candidates' times and signatures, from the index where it holds them and from
-    their records otherwise (an index built without signatures), in the candidates' order."""
-    held = dict(zip(at, zip(held_stamps.tolist(), held_sigs, strict=True), strict=True))
-    ids: list[str] = []
-    stamps: list[float] = []
-    rows: list[Signature] = []
-    for n, cid in enumerate(candidates):
-        if n in held:
-            ts, row = held[n]
-        else:
-            record = signatures.get(cid)
-            if not record or record.get("kind") != "unique" or not record.get("sig"):
-                continue
-            ts, row = float(record.get("ts", 0.0)), unpack_signature(record["sig"])
-        if ts < horizon:
-            continue
-        ids.append(cid)
-        stamps.append(ts)
-        rows.append(row)
-    return ids, stamps, (np.stack(rows) if rows else np.zeros((0, 0), dtype=np.uint32))
 
 
 def _remember_duplicate(

@@ -419,21 +419,18 @@ def test_candidates_are_checked_without_reading_the_table() -> None:
     assert [v.duplicate_of for v in verdicts] == [None] * 30 + ["a02", "a05"]
 
 
-def test_an_index_without_signatures_reads_them_from_the_table() -> None:
-    """An index given no signatures (built by hand, or by an older worker) answers the same,
-    through the table."""
+def test_an_index_rebuilt_from_the_table_answers_as_the_incremental_one() -> None:
+    """After a (re)assignment the worker rebuilds the index, signatures included, from the
+    table alone: its verdicts are those of the index built article by article."""
     texts = _similar_texts(30)
     full = _state()
     for n, text in enumerate(texts):
         dedupe.check_and_remember(_article(f"a{n:02d}", text), full, now=float(n))
-    bare = dedupe.BandIndex()
-    for aid, rec in sorted(full.signatures.items(), key=lambda item: item[1]["ts"]):
-        if rec["kind"] == "unique":
-            keys = dedupe.lsh_band_keys(dedupe.unpack_signature(rec["sig"]))
-            bare.add(aid, keys, dedupe.DEFAULT_CONFIG.max_band_entries)
-    assert dict(bare) == dict(full.bands)
-    by_table = dedupe.DedupeState(exact={}, signatures=dict(full.signatures), bands=bare)
-    by_index = dedupe.DedupeState(exact={}, signatures=dict(full.signatures), bands=full.bands)
+    exact, rebuilt = dedupe.rebuild_index(full.signatures)
+    assert dict(rebuilt) == dict(full.bands)
+    by_table = dedupe.DedupeState(exact=exact, signatures=dict(full.signatures), bands=rebuilt)
+    by_index = dedupe.DedupeState(exact=dict(full.exact), signatures=dict(full.signatures),
+                                  bands=full.bands)
     for n, text in enumerate([texts[3] + " tail", texts[11] + " more", texts[20][::-1]]):
         probe = _article(f"p{n}", text)
         assert (dedupe.check_and_remember(probe, by_table, now=100.0 + n)
