@@ -77,6 +77,7 @@ import json
 import math
 import re
 import zlib
+from bisect import bisect_left
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -886,54 +887,219 @@ def _place(raw: Any) -> Place:
 _PLACE_FIELDS = frozenset(("name", "lat", "lon", "country"))
 
 
+class _Aggregate:
+    """What an entry's fields are computed from, as counts over its members: a member that
+    joins or leaves updates it in O(its own fields), so that an entry of thousands of mentions
+    is not rebuilt from all of them (and all their documents read) whenever one arrives.
+
+    Every field is a function of the member set (counters, exact sums), so the entry built from
+    an aggregate updated member by member equals the one built from the members at once.
+    """
+
+    __slots__ = (
+        "actors",
+        "articles",
+        "cited",
+        "code_wires",
+        "date_count",
+        "date_outlets",
+        "date_wires",
+        "evidence",
+        "first_seen",
+        "foreground",
+        "goldstein",
+        "ingested",
+        "langs",
+        "last_seen",
+        "members_doc",
+        "n",
+        "outlets",
+        "pair_count",
+        "pair_wires",
+        "places",
+        "tone",
+        "versions",
+        "wires",
+    )
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.wires: Counter[str] = Counter()
+        self.articles: Counter[str] = Counter()
+        self.date_wires: dict[tuple[str, int], Counter[str]] = {}
+        self.date_outlets: dict[tuple[str, int], Counter[str]] = {}
+        self.date_count: Counter[tuple[str, int]] = Counter()
+        self.code_wires: dict[str, Counter[str]] = {}
+        self.pair_wires: dict[tuple[str, str], Counter[str]] = {}
+        self.pair_count: Counter[tuple[str, str]] = Counter()
+        self.actors: Counter[str] = Counter()
+        self.outlets: Counter[str] = Counter()
+        self.places: Counter[tuple[str, float, float, str | None]] = Counter()
+        self.langs: Counter[str] = Counter()
+        self.foreground = 0  # members not marked background
+        self.versions: Counter[str] = Counter()
+        self.goldstein = 0  # exact sums (see _fixed): the same whatever the order of updates
+        self.tone = 0
+        self.ingested: Counter[float] = Counter()
+        self.first_seen = math.inf
+        self.last_seen = -math.inf
+        # the evidence order of all members, sorted: (date, outlet, article, mention id, prec)
+        self.cited: list[tuple[str, str, str, str, int]] = []
+        self.evidence: dict[str, MentionEvidence] = {}  # of the first MAX_EVIDENCE cited
+        self.members_doc: Any = None  # the ``e|`` index document this aggregate describes
+
+    @classmethod
+    def of(cls, docs: Iterable[Mapping[str, Any]]) -> _Aggregate:
+        agg = cls()
+        for doc in docs:
+            agg.update(doc, +1)
+        return agg
+
+    def update(self, d: Mapping[str, Any], sign: int) -> None:
+        """Count member ``d`` in (``sign`` +1) or out (-1)."""
+        day, prec = _normalize_date(str(d["date"]), str(d["date_precision"]))
+        wire = str(d.get("wire_id") or d["article_id"])
+        article = str(d["article_id"])
+        outlet = _outlet(d.get("outlet"), d.get("url"))
+        when = (day, prec)
+        self.n += sign
+        _bump(self.wires, wire, sign)
+        _bump(self.articles, article, sign)
+        _bump_in(self.date_wires, when, wire, sign)
+        _bump(self.date_count, when, sign)
+        if outlet:
+            _bump_in(self.date_outlets, when, outlet, sign)
+            _bump(self.outlets, outlet, sign)
+        _bump_in(self.code_wires, str(d["cameo_code"]).strip(), wire, sign)
+        pair = (str(d["source_actor"]).strip(), str(d["target_actor"]).strip())
+        _bump_in(self.pair_wires, pair, wire, sign)
+        _bump(self.pair_count, pair, sign)
+        for name in {*pair, *(n for a in d.get("actors") or () if (n := str(a).strip()))}:
+            _bump(self.actors, name, sign)
+        for raw in d.get("places") or ():
+            place = _place(raw)
+            _bump(self.places, (place.name, place.lat, place.lon, place.country), sign)
+        _bump(self.langs, str(d["lang"]), sign)
+        if not d.get("background"):
+            self.foreground += sign
+        _bump(self.versions, str(d["extractor_version"]), sign)
+        self.goldstein += sign * _fixed(float(d.get("goldstein") or 0.0))
+        self.tone += sign * _fixed(float(d.get("tone") or 0.0))
+        ingested = float(d["ingested_at"])
+        _bump(self.ingested, ingested, sign)
+        mid = str(d["mention_id"])
+        key = (day, str(d.get("outlet") or ""), article, mid, prec)
+        if sign > 0:
+            self.first_seen = min(self.first_seen, ingested)
+            self.last_seen = max(self.last_seen, ingested)
+            at = bisect_left(self.cited, key)
+            self.cited.insert(at, key)
+            if at < MAX_EVIDENCE:
+                self.evidence[mid] = _evidence(d, day, prec)
+        else:
+            if ingested in (self.first_seen, self.last_seen) and ingested not in self.ingested:
+                self.first_seen = min(self.ingested, default=math.inf)
+                self.last_seen = max(self.ingested, default=-math.inf)
+            at = bisect_left(self.cited, key)
+            if at == len(self.cited) or self.cited[at] != key:
+                raise KeyError(f"{mid} is not a member")
+            del self.cited[at]
+            self.evidence.pop(mid, None)
+
+    def cited_evidence(self, read: Callable[[str], Mapping[str, Any]]) -> list[MentionEvidence]:
+        """The first MAX_EVIDENCE in the evidence order; ``read`` gives a member's document for
+        one not built yet (one that moved up as others left)."""
+        top = self.cited[:MAX_EVIDENCE]
+        out = []
+        for day, _, _, mid, prec in top:
+            item = self.evidence.get(mid)
+            if item is None:
+                item = self.evidence[mid] = _evidence(read(mid), day, prec)
+            out.append(item)
+        if len(self.evidence) > len(top):
+            keep = {c[3] for c in top}
+            self.evidence = {m: e for m, e in self.evidence.items() if m in keep}
+        return out
+
+    def weight(self) -> int:
+        return self.n
+
+
+_FIXED_SHIFT = 1074  # 2**-1074 is the smallest positive double
+_FIXED_ONE = 1 << _FIXED_SHIFT
+
+
+def _fixed(x: float) -> int:
+    """``x`` as an integer count of 2**-1074: doubles add exactly in this form, and the int
+    division by 2**1074 rounds correctly, so a sum kept this way equals ``math.fsum``."""
+    num, den = x.as_integer_ratio()  # den is a power of two
+    return num << (_FIXED_SHIFT - den.bit_length() + 1)
+
+
+def _bump(counter: Counter[Any], key: Any, sign: int) -> None:
+    value = counter[key] + sign
+    if value:
+        counter[key] = value
+    else:
+        del counter[key]
+
+
+def _bump_in(table: dict[Any, Counter[str]], key: Any, item: str, sign: int) -> None:
+    counter = table.get(key)
+    if counter is None:
+        counter = table[key] = Counter()
+    _bump(counter, item, sign)
+    if not counter:
+        del table[key]
+
+
 def _build_entry(
     entry_id: str,
     docs: Sequence[Mapping[str, Any]],
     reposts: Mapping[str, Any],
 ) -> TimelineEntry:
     """The entry for one cluster: a pure function of its mentions and the stored reposts."""
-    members = sorted(docs, key=lambda d: str(d["mention_id"]))
-    dated = [(d, *_normalize_date(str(d["date"]), str(d["date_precision"]))) for d in members]
-    wires = {str(d.get("wire_id") or d["article_id"]) for d in members}
+    by_id = {str(d["mention_id"]): d for d in docs}
+    return _entry_of_aggregate(entry_id, _Aggregate.of(docs), reposts, by_id.__getitem__)
 
+
+def _entry_of_aggregate(
+    entry_id: str,
+    agg: _Aggregate,
+    reposts: Mapping[str, Any],
+    read: Callable[[str], Mapping[str, Any]],
+) -> TimelineEntry:
+    """The entry an aggregate describes (``read``: a member's document by mention id)."""
     # date by consensus
-    wires_by_date: dict[tuple[str, int], set[str]] = defaultdict(set)
-    outlets_by_date: dict[tuple[str, int], set[str]] = defaultdict(set)
-    count_by_date: Counter[tuple[str, int]] = Counter()
-    for d, day, prec in dated:
-        wires_by_date[(day, prec)].add(str(d.get("wire_id") or d["article_id"]))
-        count_by_date[(day, prec)] += 1
-        outlet = _outlet(d.get("outlet"), d.get("url"))
-        if outlet:
-            outlets_by_date[(day, prec)].add(outlet)
+    date_wires = agg.date_wires
 
     def contains(outer: tuple[str, int], inner: tuple[str, int]) -> bool:
         return outer[1] >= inner[1] and inner[0].startswith(outer[0])
 
     support = {
-        cand: len(set().union(*(w for other, w in wires_by_date.items() if contains(other, cand))))
-        for cand in wires_by_date
+        cand: len(set().union(*(w.keys() for other, w in date_wires.items()
+                                if contains(other, cand))))
+        for cand in date_wires
     }
+    count_by_date = agg.date_count
     best_date = min(support, key=lambda c: (-support[c], c[1], -count_by_date[c], c[0]))
     alternatives = [
         DateAlternative(
             date=cand[0],
             date_precision=_PRECISIONS[cand[1]],
             support=support[cand],
-            sources=sorted(outlets_by_date[cand]),
+            sources=sorted(agg.date_outlets.get(cand, ())),
         )
         for cand in sorted(support, key=lambda c: (-support[c], c[0], c[1]))
         if not contains(cand, best_date) and not contains(best_date, cand)
     ]
 
     # CAMEO code: generic codes count toward the specific ones
-    wires_by_code: dict[str, set[str]] = defaultdict(set)
-    for d in members:
-        wires_by_code[str(d["cameo_code"]).strip()].add(str(d.get("wire_id") or d["article_id"]))
+    code_wires = agg.code_wires
     code_support = {
-        code: len(set().union(*(w for other, w in wires_by_code.items()
+        code: len(set().union(*(w.keys() for other, w in code_wires.items()
                                 if other == code or _generalizes(other, code))))
-        for code in wires_by_code
+        for code in code_wires
     }
 
     def specificity(code: str) -> int:
@@ -944,27 +1110,17 @@ def _build_entry(
     )
 
     # direction by majority
-    pair_wires: dict[tuple[str, str], set[str]] = defaultdict(set)
-    pair_count: Counter[tuple[str, str]] = Counter()
-    actors: set[str] = set()
-    for d in members:
-        pair = (str(d["source_actor"]).strip(), str(d["target_actor"]).strip())
-        pair_wires[pair].add(str(d.get("wire_id") or d["article_id"]))
-        pair_count[pair] += 1
-        actors.update(pair)
-        for a in d.get("actors") or ():
-            if name := str(a).strip():
-                actors.add(name)
+    pair_wires, pair_count = agg.pair_wires, agg.pair_count
     source, target = min(
         pair_wires,
         key=lambda p: (-len(pair_wires[p]), -pair_count[p], -len(p[0]) - len(p[1]), p),
     )
 
     # sources: outlets of the mentions and of the reposts of the stories they cite
-    sources = {o for d in members if (o := _outlet(d.get("outlet"), d.get("url")))}
-    article_ids = {str(d["article_id"]) for d in members}
+    sources = set(agg.outlets)
+    article_ids = agg.articles
     repost_times: list[float] = []
-    for ref in sorted(article_ids | wires):
+    for ref in sorted(article_ids.keys() | agg.wires.keys()):
         for dup_id, rec in (reposts.get(ref) or {}).items():
             if dup_id in article_ids:
                 continue
@@ -972,28 +1128,19 @@ def _build_entry(
             if outlet := _outlet(rec.get("outlet"), rec.get("url")):
                 sources.add(outlet)
 
-    places: dict[tuple[Any, ...], Place] = {}
-    for d in members:
-        for raw in d.get("places") or ():
-            place = _place(raw)
-            places[(place.name, place.lat, place.lon, place.country or "")] = place
+    # one place per (name, lat, lon, country or ""), the variant naming a country preferred
+    places: dict[tuple[Any, ...], tuple[str, float, float, str | None]] = {}
+    for variant in sorted(agg.places, key=lambda p: (p[0], p[1], p[2], p[3] or "",
+                                                     p[3] is not None)):
+        places[(variant[0], variant[1], variant[2], variant[3] or "")] = variant
 
-    # evidence: the first MAX_EVIDENCE in the published order (a function of the member set)
-    cited = sorted(
-        ((day, str(d.get("outlet") or ""), str(d["article_id"]), str(d["mention_id"]), prec, i)
-         for i, (d, day, prec) in enumerate(dated)),
-        key=lambda c: c[:4],
-    )[:MAX_EVIDENCE]
-    evidence = [_evidence(dated[c[5]][0], c[0], c[4]) for c in cited]
-
-    n_mentions, n_sources = len(members), len(wires)
-    goldstein = math.fsum(float(d.get("goldstein") or 0.0) for d in members) / n_mentions
-    tone = math.fsum(float(d.get("tone") or 0.0) for d in members) / n_mentions
+    n_mentions, n_sources = agg.n, len(agg.wires)
+    goldstein = (agg.goldstein / _FIXED_ONE) / n_mentions  # as math.fsum(values) / n
+    tone = (agg.tone / _FIXED_ONE) / n_mentions
     intensity = min(abs(goldstein) / 10.0, 1.0)
     breadth = 1.0 - 2.0 ** (-n_sources / 2.0)  # 1 source 0.29, 2: 0.5, 4: 0.75, 8: 0.94
     agreement = support[best_date] / n_sources  # share of stories consistent with the date
     confidence = agreement * (0.75 * (1.0 - 0.5**n_sources) + 0.25 * (1.0 - 0.8**n_mentions))
-    ingested = [float(d["ingested_at"]) for d in members]
 
     return TimelineEntry(
         id=entry_id,
@@ -1002,24 +1149,25 @@ def _build_entry(
         date_alternatives=alternatives,
         cameo_code=best_code,
         cameo_root=best_code[:2],
-        actors=sorted(actors),
+        actors=sorted(agg.actors),
         source_actor=source,
         target_actor=target,
         summary=_summary(best_code, source, target, *best_date),
         significance=round(0.5 * intensity + 0.5 * breadth, 4),
         goldstein=round(goldstein, 3),
         tone=round(tone, 3),
-        background=all(bool(d.get("background")) for d in members),
-        places=[places[k] for k in sorted(places)],
-        mentions=evidence,
+        background=agg.foreground == 0,
+        places=[_place({"name": v[0], "lat": v[1], "lon": v[2], "country": v[3]})
+                for _, v in sorted(places.items())],
+        mentions=agg.cited_evidence(read),
         sources=sorted(sources),
-        languages=sorted({str(d["lang"]) for d in members}),
+        languages=sorted(agg.langs),
         mention_count=n_mentions,
         independent_source_count=n_sources,
         confidence=round(confidence, 4),
-        first_seen=min(ingested),
-        updated=max([*ingested, *repost_times]),
-        extractor_version=max((str(d["extractor_version"]) for d in members), key=_version_key),
+        first_seen=agg.first_seen,
+        updated=max(agg.last_seen, *repost_times) if repost_times else agg.last_seen,
+        extractor_version=max(agg.versions, key=lambda v: (_version_key(v), v)),
     )
 
 
@@ -1362,11 +1510,6 @@ def _index_article(state: TimelineState, doc: Mapping[str, Any], present: bool) 
                 del state.index[key]
 
 
-def _reposts_for(state: TimelineState, docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    refs = {ref for d in docs for ref in (d["article_id"], d.get("wire_id") or d["article_id"])}
-    return {ref: rec for ref in refs if (rec := state.reposts.get(ref))}
-
-
 def _load_region(
     state: TimelineState, start: Iterable[str], added_rows: Mapping[str, list[list[Any]]]
 ) -> dict[str, list[list[Any]]]:
@@ -1478,20 +1621,25 @@ def _mutate(
             moved_in[after].add(mid)
     upserts: list[TimelineChange] = []
     tombstones: list[TimelineChange] = []
+    changed_docs = _ChangedDocs(state, removed, added)
     for anchor in sorted(moved_out.keys() | moved_in.keys(), key=entry_id_for):
         eid = entry_id_for(anchor)
         stored = state.entries.get(eid)
-        before_members = _members(state, eid)
+        members_doc = state.index.get(f"e|{eid}")
+        before_members = [str(m) for m in members_doc] if members_doc else []
         members = (set(before_members) - moved_out[anchor]) | moved_in[anchor]
         listed = sorted(members)
+        agg = _updated_aggregate(eid, members_doc, moved_out[anchor], moved_in[anchor],
+                                 changed_docs)
         if listed != before_members:
             if listed:
-                state.index[f"e|{eid}"] = listed
+                state.index[f"e|{eid}"] = members_doc = listed
             else:
                 state.index.pop(f"e|{eid}", None)
         if members:
-            docs = [_placed(state, m) for m in listed]
-            entry = _build_entry(eid, docs, _reposts_for(state, docs))
+            if agg is None:
+                agg = _Aggregate.of(_placed(state, m) for m in listed)
+            entry = _entry_from_cached(state, eid, agg, members_doc)
             encoded = entry.model_dump_json()
             if encoded != stored:
                 state.entries[eid] = encoded
@@ -1503,24 +1651,128 @@ def _mutate(
             tombstones.append(TimelineChange("tombstone", eid, merged_into=survivor))
 
     for d, keys in new_keys.items():
-        previous = region.get(d, year_rows.get(d))
+        previous = region.get(d, year_rows.get(d)) or []
         if d not in touched and previous and len(previous) == len(keys) and all(
             anchors[k.mention_id] == old_anchor.get(k.mention_id) for k in keys
         ):
             continue  # no row added, removed or re-anchored: the document stays as it is
-        rows = sorted(k.row(anchors[k.mention_id]) for k in keys)
-        if not rows:
+        if not keys:
             state.index.pop(d, None)
-        elif rows != previous:
-            state.index[d] = rows
-            # rows sort by mention id first: the keys in that order are this document's parse
-            _remember_keys(d, rows, sorted(keys, key=lambda k: k.mention_id))
+            continue
+        # the rows of members that neither moved nor changed are kept as they are
+        kept = {r[0]: r for r in previous}
+        changed = len(previous) != len(keys)
+        pairs: list[tuple[list[Any], _Key]] = []
+        for k in keys:
+            anchor = anchors[k.mention_id]
+            row = kept.get(k.mention_id)
+            if row is None or row[5] != anchor or k.mention_id in dirty:
+                row = k.row(anchor)
+                changed = changed or row != kept.get(k.mention_id)
+            pairs.append((row, k))
+        if not changed:
+            continue
+        pairs.sort(key=_by_mention_id)  # mostly in order already: about linear
+        rows = [row for row, _ in pairs]
+        state.index[d] = rows
+        # rows sort by mention id first: the keys in that order are this document's parse
+        _remember_keys(d, rows, [k for _, k in pairs])
     for s, summary in summaries.items():
         if not summary:
             state.index.pop(s, None)
         elif state.index.get(s) != _jsonable(summary):
             state.index[s] = _jsonable(summary)
     return upserts + tombstones
+
+
+# --------------------------------------------------------------------------- entry aggregates
+#
+# The aggregates of recently changed entries, by entry id, each valid for the ``e|`` document it
+# was made for (documents are replaced, never mutated, so identity says the members are those):
+# a merge updates the aggregate of each entry it touches by the members that moved, instead of
+# reading all members and rebuilding. Bounded by the members they describe, least recent out.
+AGGREGATE_CACHE_MEMBERS = 200_000
+_AGGREGATES: OrderedDict[str, _Aggregate] = OrderedDict()
+_AGGREGATE_SIZE = {"members": 0}
+
+
+def _cached_aggregate(entry_id: str, members_doc: Any) -> _Aggregate | None:
+    agg = _AGGREGATES.pop(entry_id, None)
+    if agg is None:
+        return None
+    _AGGREGATE_SIZE["members"] -= agg.n
+    return agg if members_doc is not None and agg.members_doc is members_doc else None
+
+
+def _cache_aggregate(entry_id: str, agg: _Aggregate, members_doc: Any) -> None:
+    agg.members_doc = members_doc
+    _AGGREGATES[entry_id] = agg
+    _AGGREGATE_SIZE["members"] += agg.n
+    while _AGGREGATE_SIZE["members"] > AGGREGATE_CACHE_MEMBERS and len(_AGGREGATES) > 1:
+        _, oldest = _AGGREGATES.popitem(last=False)
+        _AGGREGATE_SIZE["members"] -= oldest.n
+
+
+class _ChangedDocs:
+    """The documents of one change's members: as they were (removed) and as they are (added);
+    a member that only moved between entries is read as it is stored."""
+
+    def __init__(self, state: TimelineState, removed: Sequence[Mapping[str, Any]],
+                 added: Sequence[Mapping[str, Any]]) -> None:
+        self.state = state
+        self.old = {str(d["mention_id"]): d for d in removed}
+        self.new = {str(d["mention_id"]): d for d in added}
+
+    def before(self, mid: str) -> Mapping[str, Any] | None:
+        """The document ``mid`` was counted with (None: not known here)."""
+        if mid in self.old:
+            return self.old[mid]
+        return None if mid in self.new else _placed(self.state, mid)
+
+    def after(self, mid: str) -> Mapping[str, Any]:
+        return self.new[mid] if mid in self.new else _placed(self.state, mid)
+
+
+def _updated_aggregate(entry_id: str, members_doc: Any, moved_out: Iterable[str],
+                       moved_in: Iterable[str], docs: _ChangedDocs) -> _Aggregate | None:
+    """The entry's cached aggregate with the moved members counted out and in, or None when
+    there is none (or a member's former document is unknown): then it is built afresh."""
+    agg = _cached_aggregate(entry_id, members_doc)
+    if agg is None:
+        return None
+    try:
+        for mid in moved_out:
+            before = docs.before(mid)
+            if before is None:
+                return None
+            agg.update(before, -1)
+        for mid in moved_in:
+            agg.update(docs.after(mid), +1)
+    except KeyError:  # not the members it was made for: build afresh
+        return None
+    return agg
+
+
+def _entry_from_cached(state: TimelineState, entry_id: str, agg: _Aggregate,
+                       members_doc: Any) -> TimelineEntry:
+    reposts = {ref: rec for ref in agg.articles.keys() | agg.wires.keys()
+               if (rec := state.reposts.get(ref))}
+    entry = _entry_of_aggregate(entry_id, agg, reposts, lambda mid: _placed(state, mid))
+    _cache_aggregate(entry_id, agg, members_doc)
+    return entry
+
+
+def _current_entry(state: TimelineState, entry_id: str) -> TimelineEntry:
+    """An entry rebuilt from its stored members (and the reposts now stored)."""
+    members_doc = state.index.get(f"e|{entry_id}")
+    agg = _cached_aggregate(entry_id, members_doc)
+    if agg is None:
+        agg = _Aggregate.of(_placed(state, m) for m in _members(state, entry_id))
+    return _entry_from_cached(state, entry_id, agg, members_doc)
+
+
+def _by_mention_id(pair: tuple[list[Any], _Key]) -> str:
+    return pair[1].mention_id
 
 
 def _jsonable(summary: Mapping[str, _Info]) -> dict[str, list[Any]]:
@@ -1569,14 +1821,17 @@ def _floating_of(state: TimelineState, article: str) -> list[dict[str, Any]]:
 
 
 def _index_slot(state: TimelineState, key: str, row: list[Any], present: bool) -> None:
-    rows = [list(r) for r in state.index.get(key) or ()]
-    others = [r for r in rows if r != row]
-    updated = sorted([*others, row]) if present else others
-    if updated != rows:
-        if updated:
-            state.index[key] = updated
-        else:
-            del state.index[key]
+    """Add or remove ``row`` in the sorted rows of ``key`` (a new list: never mutated)."""
+    rows = state.index.get(key) or []
+    at = bisect_left(rows, row)
+    there = at < len(rows) and list(rows[at]) == row
+    if present == there:
+        return
+    updated = [*rows[:at], row, *rows[at:]] if present else [*rows[:at], *rows[at + 1:]]
+    if updated:
+        state.index[key] = updated
+    else:
+        del state.index[key]
 
 
 def _index_anchoring(state: TimelineState, doc: Mapping[str, Any], present: bool) -> None:
@@ -1823,8 +2078,7 @@ def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[Timel
                 {**stored, "sources": sorted(sources), "updated": updated}
             )
         else:
-            docs = [_placed(state, m) for m in _members(state, eid)]
-            entry = _build_entry(eid, docs, _reposts_for(state, docs))
+            entry = _current_entry(state, eid)
         if (new := entry.model_dump_json()) != encoded:
             state.entries[eid] = new
             changes.append(TimelineChange("upsert", eid, entry=entry))

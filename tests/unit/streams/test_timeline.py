@@ -796,6 +796,65 @@ def test_evidence_is_capped_deterministically_but_counts_stay_whole() -> None:
     assert rebuild_derived(state).timeline() == state.timeline()
 
 
+
+def test_an_entry_updated_member_by_member_equals_one_built_from_its_members() -> None:
+    """A big entry is kept as counts updated by the members that come and go: after cited
+    members, the earliest and the latest one leave, payloads are replaced and members return,
+    it equals the entry built from its members at once (evidence past the cap moves up)."""
+    import random
+
+    from streams.timeline import MAX_EVIDENCE
+
+    rng = random.Random(5)
+    n = MAX_EVIDENCE + 40
+    ms = {f"m{i:03d}": mention(
+        f"m{i:03d}", outlet=f"o{rng.randrange(n):03d}.example", wire_id=f"w{i % 23}",
+        article_id=f"a{i}", goldstein=rng.choice([0.1, 0.2, 0.3, -7.7, 1e-3]),
+        tone=rng.uniform(-9, 9), lang=rng.choice(["en", "ru", "bg"]),
+        places=[{"name": "Pyongyang", "lat": 39.03, "lon": 125.75, "country": "PRK"}]
+        if i % 3 == 0 else [], ingested_at=T0 + rng.uniform(0, 1000)) for i in range(n)}
+    state = TimelineState.in_memory()
+    apply_mentions(state, list(ms.values()))
+    present = dict(ms)
+    for step in range(60):
+        entry = only(state)
+        if step % 4 == 0:  # a cited member leaves
+            gone = entry.mentions[rng.randrange(len(entry.mentions))].mention_id
+        elif step % 4 == 1:  # the earliest or latest report leaves
+            pick = min if step % 8 == 1 else max
+            gone = pick(present.values(), key=lambda m: m.ingested_at).mention_id
+        else:
+            gone = rng.choice(sorted(present))
+        if step % 4 == 3:  # a newer extractor's payload replaces it
+            present[gone] = ms[gone].model_copy(update={
+                "extractor_version": f"1.{step}", "tone": rng.uniform(-9, 9),
+                "quote": f"Revised at step {step}."})
+            apply_mention(state, present[gone])
+        else:
+            retract_mention(state, gone)
+            del present[gone]
+        if step % 5 == 4:  # and one that left comes back
+            back = rng.choice(sorted(set(ms) - set(present)))
+            present[back] = ms[back]
+            apply_mention(state, ms[back])
+        assert state.timeline() == {e.id: e for e in build_timeline(present.values())}, step
+
+
+def test_sums_kept_as_integers_equal_fsum_in_any_order() -> None:
+    import math
+    import random
+
+    from streams.timeline import _fixed
+
+    rng = random.Random(3)
+    values = [rng.choice([0.1, -0.1, 1e16, -1e16, 3.3, 1e-300, 5e-324])
+              * rng.uniform(-2, 2) for _ in range(500)]
+    total = sum(_fixed(v) for v in values)
+    assert total / (1 << 1074) == math.fsum(values)
+    removed = values[:250]
+    rest = total - sum(_fixed(v) for v in removed)
+    assert rest / (1 << 1074) == math.fsum(values[250:])
+
 # --- coalesced publishing -------------------------------------------------------------------
 def _drain(waiting: CoalescedChanges) -> list[tuple[TimelineChange, bool]]:
     """Pop the waiting changes until none is left, as the worker's flush does."""
