@@ -900,6 +900,7 @@ class _Aggregate:
         "actors",
         "articles",
         "cited",
+        "cited_all",
         "code_wires",
         "date_count",
         "date_outlets",
@@ -908,7 +909,6 @@ class _Aggregate:
         "first_seen",
         "foreground",
         "goldstein",
-        "ingested",
         "langs",
         "last_seen",
         "members_doc",
@@ -940,11 +940,12 @@ class _Aggregate:
         self.versions: Counter[str] = Counter()
         self.goldstein = 0  # exact sums (see _fixed): the same whatever the order of updates
         self.tone = 0
-        self.ingested: Counter[float] = Counter()
         self.first_seen = math.inf
         self.last_seen = -math.inf
-        # the evidence order of all members, sorted: (date, outlet, article, mention id, prec)
+        # the first of the evidence order, sorted: (date, outlet, article, mention id, prec);
+        # all members' while cited_all, else at least the first MAX_EVIDENCE
         self.cited: list[tuple[str, str, str, str, int]] = []
+        self.cited_all = True
         self.evidence: dict[str, MentionEvidence] = {}  # of the first MAX_EVIDENCE cited
         self.members_doc: Any = None  # the ``e|`` index document this aggregate describes
 
@@ -986,25 +987,32 @@ class _Aggregate:
         self.goldstein += sign * _fixed(float(d.get("goldstein") or 0.0))
         self.tone += sign * _fixed(float(d.get("tone") or 0.0))
         ingested = float(d["ingested_at"])
-        _bump(self.ingested, ingested, sign)
         mid = str(d["mention_id"])
         key = (day, str(d.get("outlet") or ""), article, mid, prec)
+        cited = self.cited
+        at = bisect_left(cited, key)
         if sign > 0:
             self.first_seen = min(self.first_seen, ingested)
             self.last_seen = max(self.last_seen, ingested)
-            at = bisect_left(self.cited, key)
-            self.cited.insert(at, key)
+            if self.cited_all or at < len(cited):
+                cited.insert(at, key)
+                if len(cited) > _CITED_KEPT:
+                    del cited[MAX_EVIDENCE:]
+                    self.cited_all = False
             if at < MAX_EVIDENCE:
                 self.evidence[mid] = _evidence(d, day, prec)
-        else:
-            if ingested in (self.first_seen, self.last_seen) and ingested not in self.ingested:
-                self.first_seen = min(self.ingested, default=math.inf)
-                self.last_seen = max(self.ingested, default=-math.inf)
-            at = bisect_left(self.cited, key)
-            if at == len(self.cited) or self.cited[at] != key:
-                raise KeyError(f"{mid} is not a member")
-            del self.cited[at]
+            return
+        if ingested in (self.first_seen, self.last_seen):
+            raise _StaleAggregate("the first or last report left")  # not kept: count again
+        if at < len(cited):
+            if cited[at] != key:
+                raise _StaleAggregate(f"{mid} is not a member")
+            del cited[at]
             self.evidence.pop(mid, None)
+        elif self.cited_all:
+            raise _StaleAggregate(f"{mid} is not a member")
+        if len(cited) < MAX_EVIDENCE and not self.cited_all:
+            raise _StaleAggregate("fewer than MAX_EVIDENCE cited known")  # count again
 
     def cited_evidence(self, read: Callable[[str], Mapping[str, Any]]) -> list[MentionEvidence]:
         """The first MAX_EVIDENCE in the evidence order; ``read`` gives a member's document for
@@ -1034,6 +1042,15 @@ def _fixed(x: float) -> int:
     division by 2**1074 rounds correctly, so a sum kept this way equals ``math.fsum``."""
     num, den = x.as_integer_ratio()  # den is a power of two
     return num << (_FIXED_SHIFT - den.bit_length() + 1)
+
+
+# An aggregate keeps the evidence order of at most this many members (then MAX_EVIDENCE): a
+# member that leaves is replaced by the next without reading the others.
+_CITED_KEPT = 4 * MAX_EVIDENCE
+
+
+class _StaleAggregate(Exception):
+    """An aggregate cannot count this member out: the entry is counted afresh."""
 
 
 def _bump(counter: Counter[Any], key: Any, sign: int) -> None:
@@ -1748,7 +1765,7 @@ def _updated_aggregate(entry_id: str, members_doc: Any, moved_out: Iterable[str]
             agg.update(before, -1)
         for mid in moved_in:
             agg.update(docs.after(mid), +1)
-    except KeyError:  # not the members it was made for: build afresh
+    except _StaleAggregate:
         return None
     return agg
 
