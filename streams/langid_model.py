@@ -44,8 +44,8 @@ class FastLanguageIdentifier(LanguageIdentifier):  # type: ignore[misc]
         self._codes_out = np.asarray(self.tk_output, dtype=np.intp)
         # py3langid's Python structures of the automaton (about 45 MB of small objects) are
         # only read by its per-byte walk, which visit_counts replaces: let them go
-        self.tk_output = None
-        self._rowbase = None
+        for name in ("tk_output", "_rowbase"):  # py3langid's slots
+            setattr(self, name, None)
 
     def visit_counts(self, text: bytes) -> Counter[int] | None:
         """``py3langid.langid.visit_counts`` of ``text``: {feature: count}, first visit first."""
