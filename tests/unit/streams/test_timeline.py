@@ -1014,6 +1014,21 @@ def test_known_keys_answer_absent_keys_without_reading_the_table() -> None:
     assert reposts.get("a3") == {"r3": {}} and sorted(reposts) == ["a2", "a3"]
 
 
+
+def test_known_keys_read_a_value_once_until_it_is_written_or_reloaded() -> None:
+    backing = _ReadCounting({"a1": {"r1": {"outlet": "x"}}})
+    reposts = KnownKeys(backing, cache_size=2)
+    assert reposts["a1"] == reposts.get("a1") == {"r1": {"outlet": "x"}}
+    assert backing.reads == 1
+    reposts["a1"] = {"r1": {"outlet": "y"}}  # a write is what later reads see
+    assert reposts.get("a1") == {"r1": {"outlet": "y"}} and backing.reads == 1
+    dict.__setitem__(backing, "a1", {"r1": {"outlet": "z"}})  # changed underneath (a recovery)
+    reposts.reload()
+    assert reposts.get("a1") == {"r1": {"outlet": "z"}} and backing.reads == 2
+    for key in ("a2", "a3", "a4"):  # a full cache starts again: bounded
+        reposts[key] = {}
+    assert len(reposts._values) <= 2
+
 def test_compressed_entries_round_trip_and_take_less_memory() -> None:
     from streams.timeline import CompressedEntries
 
