@@ -68,6 +68,11 @@ Entry fields
 * mentions (the evidence): at most :data:`MAX_EVIDENCE`, the first in the published order (date,
   outlet, article, mention id) of all members; every other field counts all members. The members
   themselves are kept in the ``e|<entry id>`` index document.
+* places: one per (name, lat, lon, country), a place given with a country preferred to the same
+  place without; extractor_version: the newest (natural order, then the string).
+
+Every field is a function of counts over the members (:class:`_Aggregate`), so a big entry is
+updated by the members that move in and out of it rather than rebuilt from all of them.
 """
 
 from __future__ import annotations
