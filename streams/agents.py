@@ -86,6 +86,7 @@ _stored_mentions = timeline.CompactMentions(
     timeline_mentions, reads=lambda: timeline_mentions.data)  # the store: one lookup a read
 timeline_reposts = _table("timeline-reposts")
 _stored_reposts = timeline.KnownKeys(timeline_reposts)  # absent keys answered from memory
+timeline.set_aggregate_cache(settings.timeline_aggregate_members)
 _derived: dict[str, Any] = {
     "exact": {}, "bands": dedupe.BandIndex(), "ages": [], "index": {},
     "entries": timeline.CompressedEntries(),

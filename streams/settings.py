@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         description="Most mention records the timeline stage merges in one pass (a micro-batch: "
         "each touched month is re-clustered and each touched entry rebuilt once per batch)",
     )
+    timeline_aggregate_members: int = Field(
+        default=100_000,
+        description="Mentions' worth of entry counts the timeline keeps (entries of 32 or more "
+        "mentions, least recently changed out; about 0.6-1 kB a mention): a change to an entry "
+        "whose counts are kept costs the mentions that moved, otherwise all its mentions are "
+        "read again. Lower it to trade merge speed at scale for memory",
+    )
     timeline_batch_within_s: float = Field(
         default=0.02,
         description="How long the timeline stage gathers a micro-batch before merging it "

@@ -126,6 +126,7 @@ __all__ = [
     "expire",
     "merge_key_compatible",
     "replay_changes",
+    "set_aggregate_cache",
 ]
 
 ChangeKind = Literal["upsert", "tombstone", "expire"]
@@ -1734,11 +1735,20 @@ def _mutate(
 # was made for (documents are replaced, never mutated, so identity says the members are those):
 # a merge updates the aggregate of each entry it touches by the members that moved, instead of
 # reading all members and rebuilding. Bounded by the members they describe, least recent out.
-AGGREGATE_CACHE_MEMBERS = 40_000
+AGGREGATE_CACHE_MEMBERS = 100_000  # the worker sets RELWATCH_TIMELINE_AGGREGATE_MEMBERS
 AGGREGATE_MIN_MEMBERS = 32  # a smaller entry is rebuilt from its members: cheap, and its
 # aggregate would hold about 1.4 kB a member (evidence included), a big one about 0.5 kB
 _AGGREGATES: OrderedDict[str, _Aggregate] = OrderedDict()
 _AGGREGATE_SIZE = {"members": 0}
+
+
+def set_aggregate_cache(members: int) -> None:
+    """Keep the counts of at most ``members`` mentions' worth of entries (0: none)."""
+    global AGGREGATE_CACHE_MEMBERS
+    AGGREGATE_CACHE_MEMBERS = members
+    while _AGGREGATES and _AGGREGATE_SIZE["members"] > members:
+        _, oldest = _AGGREGATES.popitem(last=False)
+        _AGGREGATE_SIZE["members"] -= oldest.n
 
 
 def _cached_aggregate(entry_id: str, members_doc: Any) -> _Aggregate | None:
@@ -1755,7 +1765,7 @@ def _cache_aggregate(entry_id: str, agg: _Aggregate, members_doc: Any) -> None:
     agg.members_doc = members_doc
     _AGGREGATES[entry_id] = agg
     _AGGREGATE_SIZE["members"] += agg.n
-    while _AGGREGATE_SIZE["members"] > AGGREGATE_CACHE_MEMBERS and len(_AGGREGATES) > 1:
+    while _AGGREGATE_SIZE["members"] > AGGREGATE_CACHE_MEMBERS and _AGGREGATES:
         _, oldest = _AGGREGATES.popitem(last=False)
         _AGGREGATE_SIZE["members"] -= oldest.n
 

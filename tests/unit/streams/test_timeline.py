@@ -797,15 +797,29 @@ def test_evidence_is_capped_deterministically_but_counts_stay_whole() -> None:
 
 
 
-def test_an_entry_updated_member_by_member_equals_one_built_from_its_members() -> None:
+@pytest.mark.parametrize("kept", [100_000, 0])
+def test_an_entry_updated_member_by_member_equals_one_built_from_its_members(kept: int) -> None:
     """A big entry is kept as counts updated by the members that come and go: after cited
     members, the earliest and the latest one leave, payloads are replaced and members return,
-    it equals the entry built from its members at once (evidence past the cap moves up)."""
+    it equals the entry built from its members at once (evidence past the cap moves up) —
+    and so it does when no counts are kept (RELWATCH_TIMELINE_AGGREGATE_MEMBERS=0)."""
     import random
 
+    from streams import timeline
+
+    previous = timeline.AGGREGATE_CACHE_MEMBERS
+    timeline.set_aggregate_cache(kept)
+    try:
+        _member_by_member(random.Random(5))
+    finally:
+        timeline.set_aggregate_cache(previous)
+    if kept:  # the counts were used: the entry was not rebuilt from its members each time
+        assert timeline._AGGREGATE_SIZE["members"] > 0
+
+
+def _member_by_member(rng: Any) -> None:
     from streams.timeline import MAX_EVIDENCE
 
-    rng = random.Random(5)
     n = MAX_EVIDENCE + 40
     ms = {f"m{i:03d}": mention(
         f"m{i:03d}", outlet=f"o{rng.randrange(n):03d}.example", wire_id=f"w{i % 23}",
