@@ -1868,9 +1868,10 @@ def _placed_or_none(state: TimelineState, mention_id: str) -> dict[str, Any] | N
 
 
 def _floating_of(state: TimelineState, article: str) -> list[dict[str, Any]]:
-    """The floating mentions of an article, by id."""
+    """The floating mentions of an article, by id (its ``u|`` document lists them: the ``a|``
+    one also lists its dated mentions and those citing it as their wire story)."""
     out = []
-    for mid in state.index.get(f"a|{article}") or ():
+    for mid in state.index.get(f"u|{article}") or ():
         doc = state.mentions.get(mid)
         if doc is not None and _is_floating(doc) and str(doc["article_id"]) == article:
             out.append(dict(doc))
