@@ -2194,9 +2194,20 @@ def rebuild_derived(state: TimelineState) -> TimelineState:
     """
     fresh = TimelineState(mentions={}, entries=CompressedEntries(), index={},
                           reposts=dict(state.reposts.items()))
+    chunk: list[EventMention] = []
     for _, doc in sorted(state.mentions.items()):
-        apply_mention(fresh, EventMention.model_validate(doc))
+        chunk.append(EventMention.model_validate(doc))
+        if len(chunk) == _REBUILD_CHUNK:
+            apply_mentions(fresh, chunk)
+            chunk = []
+    if chunk:
+        apply_mentions(fresh, chunk)
     return fresh
+
+
+# Mentions merged in one pass when the state is rebuilt (apply_mentions: each touched month is
+# re-clustered once per pass, not once per mention; 11,000 mentions took 15 s one by one).
+_REBUILD_CHUNK = 4_096
 
 
 # --------------------------------------------------------------------------- diffs and replay
