@@ -42,8 +42,8 @@ class FastLanguageIdentifier(LanguageIdentifier):  # type: ignore[misc]
         self._codes_next = np.frombuffer(move, dtype=np.dtype(f"u{move.itemsize}"))
         self._codes_rowbase = np.asarray(self._rowbase, dtype=np.intp)
         self._codes_out = np.asarray(self.tk_output, dtype=np.intp)
-        # py3langid's Python structures of the automaton (about 45 MB of small objects) are
-        # only read by its per-byte walk, which visit_counts replaces: let them go
+        # py3langid's Python structures of the automaton (about 7 MB) are only read by its
+        # per-byte walk, which visit_counts replaces: let them go
         for name in ("tk_output", "_rowbase"):  # py3langid's slots
             setattr(self, name, None)
 

@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     )
     timeline_aggregate_members: int = Field(
         default=100_000,
+        ge=0,
         description="Mentions' worth of entry counts the timeline keeps (entries of 32 or more "
         "mentions, least recently changed out; about 0.6-1 kB a mention): a change to an entry "
         "whose counts are kept costs the mentions that moved, otherwise all its mentions are "
