@@ -1056,9 +1056,6 @@ class _Aggregate:
             self.evidence = {m: e for m, e in self.evidence.items() if m in keep}
         return out
 
-    def weight(self) -> int:
-        return self.n
-
 
 _FIXED_SHIFT = 1074  # 2**-1074 is the smallest positive double
 _FIXED_ONE = 1 << _FIXED_SHIFT
@@ -1670,7 +1667,7 @@ def _mutate(
         eid = entry_id_for(anchor)
         stored = state.entries.get(eid)
         members_doc = state.index.get(f"e|{eid}")
-        before_members = [str(m) for m in members_doc] if members_doc else []
+        before_members = _members(state, eid)
         members = (set(before_members) - moved_out[anchor]) | moved_in[anchor]
         listed = sorted(members)
         agg = _updated_aggregate(eid, members_doc, moved_out[anchor], moved_in[anchor],
@@ -1737,7 +1734,7 @@ def _mutate(
 # reading all members and rebuilding. Bounded by the members they describe, least recent out.
 AGGREGATE_CACHE_MEMBERS = 100_000  # the worker sets RELWATCH_TIMELINE_AGGREGATE_MEMBERS
 AGGREGATE_MIN_MEMBERS = 32  # a smaller entry is rebuilt from its members: cheap, and its
-# aggregate would hold about 1.4 kB a member (evidence included), a big one about 0.5 kB
+# aggregate would hold about 1.4 kB a member (evidence included), a bigger one about 1 kB
 _AGGREGATES: OrderedDict[str, _Aggregate] = OrderedDict()
 _AGGREGATE_SIZE = {"members": 0}
 
@@ -1746,7 +1743,12 @@ def set_aggregate_cache(members: int) -> None:
     """Keep the counts of at most ``members`` mentions' worth of entries (0: none)."""
     global AGGREGATE_CACHE_MEMBERS
     AGGREGATE_CACHE_MEMBERS = members
-    while _AGGREGATES and _AGGREGATE_SIZE["members"] > members:
+    _evict_aggregates()
+
+
+def _evict_aggregates() -> None:
+    """Drop the least recently changed aggregates until they fit the bound."""
+    while _AGGREGATES and _AGGREGATE_SIZE["members"] > AGGREGATE_CACHE_MEMBERS:
         _, oldest = _AGGREGATES.popitem(last=False)
         _AGGREGATE_SIZE["members"] -= oldest.n
 
@@ -1765,9 +1767,7 @@ def _cache_aggregate(entry_id: str, agg: _Aggregate, members_doc: Any) -> None:
     agg.members_doc = members_doc
     _AGGREGATES[entry_id] = agg
     _AGGREGATE_SIZE["members"] += agg.n
-    while _AGGREGATE_SIZE["members"] > AGGREGATE_CACHE_MEMBERS and _AGGREGATES:
-        _, oldest = _AGGREGATES.popitem(last=False)
-        _AGGREGATE_SIZE["members"] -= oldest.n
+    _evict_aggregates()
 
 
 class _ChangedDocs:
