@@ -15,19 +15,27 @@ offsets are acknowledged only after the batch's outputs are sent.
 
 The payload functions below are also what the worker runs when the pool is off
 (``RELWATCH_STAGE_PROCESSES=0``), so both paths produce the same bytes.
+
+A stage process is a plain ``python`` child started with two pipes: a batch goes out as one
+length-prefixed pickle and its outcomes come back the same way. ``multiprocessing``'s pool
+would add a fork server and a resource tracker, two more processes of about 14 MB each, and
+its queues; a pipe each way is all one batch at a time needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-import multiprocessing
 import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import IO, Any, TypeAlias, TypeVar
 
 import structlog
 
@@ -84,6 +92,88 @@ def _start_stage_process(log_level: str, log_format: str) -> None:
     normalize.warm_up()
 
 
+_FRAME = struct.Struct("<Q")
+
+
+def _write_frame(out: IO[bytes], payload: bytes) -> None:
+    out.write(_FRAME.pack(len(payload)))
+    out.write(payload)
+    out.flush()
+
+
+def _read_frame(source: IO[bytes]) -> bytes | None:
+    """The next frame, or None at the end of the pipe (the other side is gone)."""
+    head = source.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        return None
+    (size,) = _FRAME.unpack(head)
+    body = source.read(size)
+    return body if len(body) == size else None
+
+
+def serve(requests_fd: int, outcomes_fd: int, log_level: str, log_format: str) -> None:
+    """A stage process's loop: (stage, values, args) in, ``run_batch``'s outcomes out, until
+    the worker closes the pipe (it stopped, or died: a kill -9 closes its ends too)."""
+    _start_stage_process(log_level, log_format)
+    with open(requests_fd, "rb") as requests, open(outcomes_fd, "wb") as outcomes:
+        while (frame := _read_frame(requests)) is not None:
+            stage, values, args = pickle.loads(frame)
+            _write_frame(outcomes, pickle.dumps(run_batch(stage, values, *args), protocol=5))
+
+
+class StageProcessGone(RuntimeError):
+    """The stage process exited (killed, out of memory) before it answered."""
+
+
+class _StageProcess:
+    """One child running :func:`serve`, and the worker's ends of its two pipes."""
+
+    def __init__(self, log_level: str, log_format: str) -> None:
+        requests_read, requests_write = os.pipe()
+        outcomes_read, outcomes_write = os.pipe()
+        # the child imports what this process imports, from the same paths
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        code = ("from streams.stagepool import serve; "
+                f"serve({requests_read}, {outcomes_write}, {log_level!r}, {log_format!r})")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", code], pass_fds=(requests_read, outcomes_write),
+                stdin=subprocess.DEVNULL, env=env)
+        finally:
+            os.close(requests_read)
+            os.close(outcomes_write)
+        self._requests = open(requests_write, "wb")  # noqa: SIM115 (closed in close())
+        self._outcomes = open(outcomes_read, "rb")  # noqa: SIM115
+        self._lock = threading.Lock()
+
+    def call(self, stage: Callable[..., Any], values: Sequence[bytes], args: tuple[object, ...]
+             ) -> list[Any]:
+        """Run one batch there (blocking: called from a thread); one batch at a time."""
+        request = pickle.dumps((stage, list(values), args), protocol=5)
+        with self._lock:
+            try:
+                _write_frame(self._requests, request)
+                frame = _read_frame(self._outcomes)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise StageProcessGone(f"stage process {self.proc.pid} is gone") from exc
+            if frame is None:
+                raise StageProcessGone(
+                    f"stage process {self.proc.pid} exited ({self.proc.poll()})")
+        outcomes: list[Any] = pickle.loads(frame)
+        return outcomes
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._requests.close()  # it finishes its batch, reads the end and exits
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with contextlib.suppress(OSError):
+            self._outcomes.close()
+
+
 # The event loop's own work per article (Kafka I/O, dedupe, merge) is about that of the two
 # stages, so a few stage processes keep it busy; more would only hold memory.
 MOST_DEFAULT_PROCESSES = 3
@@ -111,7 +201,7 @@ def default_processes() -> int:
 
 
 class StagePool:
-    """Runs :func:`run_batch` in ``processes`` worker processes (0: in this process).
+    """Runs :func:`run_batch` in ``processes`` stage processes (0: in this process).
 
     A batch is split into one chunk per process; the outcomes come back in the batch's order.
     """
@@ -119,41 +209,36 @@ class StagePool:
     def __init__(self, processes: int, log_level: str = "info", log_format: str = "json") -> None:
         self.processes = processes
         self._log = (log_level, log_format)
-        self._executor: Executor | None = None
+        self._children: list[_StageProcess] = []
         self.restarts = 0
 
     def start(self) -> StagePool:
-        if self.processes > 0 and self._executor is None:
-            # forkserver: children fork from a small, clean server process, not from the worker
-            # (threads, sockets, an event loop) and not its __main__; each imports the stages
-            # itself (preloading them in the server would hold a second copy of the modules)
-            context = multiprocessing.get_context("forkserver")
-            self._executor = ProcessPoolExecutor(
-                self.processes, mp_context=context, initializer=_start_stage_process,
-                initargs=self._log)
-            log.info("stage_pool_started", processes=self.processes)
-        STAGE_PROCESSES.set(self.processes if self._executor is not None else 0)
+        if self.processes > 0 and not self._children:
+            # plain children, not forks of the worker (threads, sockets, an event loop): each
+            # imports the stages itself and loads the models before its first batch
+            self._children = [_StageProcess(*self._log) for _ in range(self.processes)]
+            log.info("stage_pool_started", processes=self.processes, pids=self.pids())
+        STAGE_PROCESSES.set(len(self._children))
         return self
 
     def pids(self) -> list[int]:
-        processes = getattr(self._executor, "_processes", None) or {}
-        return sorted(processes)
+        return sorted(child.proc.pid for child in self._children)
 
     async def run(self, stage: Callable[..., T], values: Sequence[bytes], *args: object
                   ) -> list[T | StageFailure]:
-        executor = self._executor
-        if executor is None or not values:
+        children = self._children
+        if not children or not values:
             return run_batch(stage, values, *args)
         loop = asyncio.get_running_loop()
-        size = -(-len(values) // self.processes)
+        size = -(-len(values) // len(children))
         chunks = [values[at:at + size] for at in range(0, len(values), size)]
         try:
             parts = await asyncio.gather(*(
-                loop.run_in_executor(executor, run_batch, stage, chunk, *args)
-                for chunk in chunks))
-        except BrokenProcessPool as exc:
+                loop.run_in_executor(None, child.call, stage, chunk, args)
+                for child, chunk in zip(children, chunks, strict=False)))
+        except StageProcessGone as exc:
             # a stage process died (killed, out of memory): this batch runs here, the next
-            # in a new pool
+            # in new stage processes
             log.warning("stage_pool_broken", error=repr(exc), batch=len(values))
             self.shutdown()
             self.restarts += 1
@@ -166,6 +251,6 @@ class StagePool:
         return [outcome for part in parts for outcome in part]
 
     def shutdown(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        children, self._children = self._children, []
+        for child in children:
+            child.close()
