@@ -66,6 +66,7 @@ __all__ = [
     "minhash_signature",
     "pack_signature",
     "shingles",
+    "short_band_key",
     "unpack_signature",
 ]
 
@@ -113,28 +114,37 @@ def fold_band_key(key: int) -> int:
     return (key & _MASK64) ^ (((key >> 64) * _FOLD) & _MASK64)
 
 
-class BandIndex(Mapping[int, list[str]]):
-    """The LSH buckets: folded band key (:func:`fold_band_key`) → article ids, oldest first.
+def short_band_key(key: int) -> int:
+    """A band key in 32 bits (the two halves of :func:`fold_band_key` xored), as the band
+    index holds it."""
+    folded = fold_band_key(key)
+    return (folded ^ (folded >> 32)) & _MASK32
 
-    Most entries live in three numpy arrays sorted by key (key, article slot, live flag: 13
-    bytes an entry); new entries go to a dict of lists that is merged into the arrays once it
-    holds ``merge_at`` entries. Article ids are stored once, as slots, each with the article's
-    signature and ingest time (a row of a uint32 matrix: 512 bytes for 128 values), so that
-    checking a candidate reads no table: the candidates of an
-    article grow with the window (on the bench stream about 5 per article over its first 1,000
-    articles, 36 over its fourth 1,000), and each read from a RocksDB table with its JSON
-    decode cost tens of microseconds. As a ``Mapping`` (for tests and inspection) it is the
-    buckets by folded key; the detector uses :meth:`candidates`, :meth:`signatures_of`,
-    :meth:`add` and :meth:`retain`.
+
+class BandIndex(Mapping[int, list[str]]):
+    """The LSH buckets: short band key (:func:`short_band_key`) → article ids, oldest first.
+
+    Most entries live in two numpy arrays sorted by key (a 32-bit key, :func:`short_band_key`,
+    and the article's slot, -1 once the entry left its bucket: 8 bytes an entry); new entries go
+    to a dict of lists that is merged into the arrays once it holds ``merge_at`` entries. Two
+    band keys may share a short key (about 2^-32 per pair): they then share a bucket and its
+    cap, which only adds candidates, each verified against its signature.
+
+    Article ids are stored once, as slots, each with the article's signature and ingest time
+    (a row of a uint32 matrix: 512 bytes for 128 values), so that checking a candidate reads
+    no table: the candidates of an article grow with the window (on the bench stream about 5
+    per article over its first 1,000 articles, 36 over its fourth 1,000), and each read from a
+    RocksDB table with its JSON decode cost tens of microseconds. As a ``Mapping`` (for tests
+    and inspection) it is the buckets by short key; the detector uses :meth:`candidates`,
+    :meth:`signatures_of`, :meth:`add` and :meth:`retain`.
     """
 
     def __init__(self, merge_at: int = 65_536) -> None:
         self._merge_at = merge_at
         self._ids: list[str] = []
         self._slot_of: dict[str, int] = {}
-        self._keys: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
-        self._slots: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
-        self._live: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self._keys: npt.NDArray[np.uint32] = np.zeros(0, dtype=np.uint32)
+        self._slots: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)  # -1: gone
         self._delta: dict[int, list[int]] = {}
         self._delta_entries = 0
         self._sigs: npt.NDArray[np.uint32] = np.zeros((0, 0), dtype=np.uint32)
@@ -144,7 +154,7 @@ class BandIndex(Mapping[int, list[str]]):
     def candidates(self, keys: list[int]) -> list[str]:
         """The ids in the buckets of ``keys`` (band keys, not folded), each once, bucket by
         bucket, oldest first."""
-        folded = [fold_band_key(k) for k in keys]
+        folded = [short_band_key(k) for k in keys]
         lows, highs = self._ranges(folded)
         out: dict[str, None] = {}
         ids, delta = self._ids, self._delta
@@ -170,10 +180,10 @@ class BandIndex(Mapping[int, list[str]]):
             slot = self._slot_of[article_id] = len(self._ids)
             self._ids.append(article_id)
         self._remember(slot, signature, ts)
-        folded = [fold_band_key(k) for k in keys]
+        folded = [short_band_key(k) for k in keys]
         lows, highs = self._ranges(folded)
         for key, lo, hi in zip(folded, lows, highs, strict=True):
-            run = np.flatnonzero(self._live[lo:hi]) + lo if hi > lo else None
+            run = np.flatnonzero(self._slots[lo:hi] >= 0) + lo if hi > lo else None
             recent = self._delta.get(key)
             if (recent is not None and slot in recent) or (
                 run is not None and slot in self._slots[run].tolist()
@@ -185,7 +195,7 @@ class BandIndex(Mapping[int, list[str]]):
             self._delta_entries += 1
             excess = (0 if run is None else len(run)) + len(recent) - cap
             for index in (run[:excess] if run is not None and excess > 0 else ()):
-                self._live[index] = False  # the oldest go first: the run's, then the dict's
+                self._slots[index] = -1  # the oldest go first: the run's, then the dict's
                 excess -= 1
             if excess > 0:
                 del recent[:excess]
@@ -199,10 +209,11 @@ class BandIndex(Mapping[int, list[str]]):
         if bool(alive.all()):
             return 0
         renumber = (np.cumsum(alive) - 1).astype(np.int32)
-        kept = self._live & alive[self._slots]
-        removed = int(self._live.sum() - kept.sum())
+        live = self._slots >= 0
+        kept = live.copy()
+        kept[live] = alive[self._slots[live]]
+        removed = int(live.sum() - kept.sum())
         self._keys, self._slots = self._keys[kept], renumber[self._slots[kept]]
-        self._live = np.ones(len(self._keys), dtype=bool)
         for key, recent in list(self._delta.items()):
             fresh = [int(renumber[s]) for s in recent if alive[s]]
             removed += len(recent) - len(fresh)
@@ -220,7 +231,7 @@ class BandIndex(Mapping[int, list[str]]):
     @property
     def entries(self) -> int:
         """Article ids held in all buckets."""
-        return int(self._live.sum()) + self._delta_entries
+        return int((self._slots >= 0).sum()) + self._delta_entries
 
     # --- internals -----------------------------------------------------------------------
     def _remember(self, slot: int, signature: Signature, ts: float) -> None:
@@ -242,31 +253,32 @@ class BandIndex(Mapping[int, list[str]]):
         if not len(self._keys):
             zeros = [0] * len(folded)
             return zeros, zeros
-        query = np.array(folded, dtype=np.uint64)
+        query = np.array(folded, dtype=np.uint32)
         lows: list[int] = np.searchsorted(self._keys, query, "left").tolist()
         highs: list[int] = np.searchsorted(self._keys, query, "right").tolist()
         return lows, highs
 
     def _bucket(self, key: int, lo: int, hi: int) -> list[int]:
-        slots: list[int] = self._slots[lo:hi][self._live[lo:hi]].tolist() if hi > lo else []
+        run = self._slots[lo:hi]
+        slots: list[int] = run[run >= 0].tolist() if hi > lo else []
         recent = self._delta.get(key)
         return slots + recent if recent else slots
 
     def _merge(self) -> None:
-        keys, slots = self._keys[self._live], self._slots[self._live]
-        new_keys = np.fromiter((k for k, r in self._delta.items() for _ in r), dtype=np.uint64)
+        live = self._slots >= 0
+        keys, slots = self._keys[live], self._slots[live]
+        new_keys = np.fromiter((k for k, r in self._delta.items() for _ in r), dtype=np.uint32)
         new_slots = np.fromiter((s for r in self._delta.values() for s in r), dtype=np.int32)
         order = np.argsort(new_keys, kind="stable")
         new_keys, new_slots = new_keys[order], new_slots[order]
         at = np.searchsorted(keys, new_keys, "right")  # after the older entries of a key
         self._keys, self._slots = np.insert(keys, at, new_keys), np.insert(slots, at, new_slots)
-        self._live = np.ones(len(self._keys), dtype=bool)
         self._delta.clear()
         self._delta_entries = 0
 
     def _buckets(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = defaultdict(list)
-        live = self._live
+        live = self._slots >= 0
         for key, slot in zip(self._keys[live].tolist(), self._slots[live].tolist(), strict=True):
             out[key].append(self._ids[slot])
         for key, recent in self._delta.items():
@@ -274,19 +286,19 @@ class BandIndex(Mapping[int, list[str]]):
         return dict(out)
 
     # --- Mapping -------------------------------------------------------------------------
-    def __getitem__(self, folded_key: int) -> list[str]:
-        lows, highs = self._ranges([folded_key])
-        slots = self._bucket(folded_key, lows[0], highs[0])
+    def __getitem__(self, short_key: int) -> list[str]:
+        lows, highs = self._ranges([short_key])
+        slots = self._bucket(short_key, lows[0], highs[0])
         if not slots:
-            raise KeyError(folded_key)
+            raise KeyError(short_key)
         return [self._ids[s] for s in slots]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._buckets())
 
     def __len__(self) -> int:
-        keys = np.concatenate([self._keys[self._live],
-                               np.array(list(self._delta), dtype=np.uint64)])
+        keys = np.concatenate([self._keys[self._slots >= 0],
+                               np.array(list(self._delta), dtype=np.uint32)])
         return len(np.unique(keys))
 
 
