@@ -106,7 +106,7 @@ def rss_mb(pid: int, field: str) -> float:
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (a worker's stage processes fork from its forkserver)."""
+    """``pid`` and its descendants (the worker and its stage processes)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
