@@ -156,11 +156,14 @@ def _dedupe_state() -> dedupe.DedupeState:
     )
 
 
-def _rebuild_dedupe_index() -> None:
+async def _rebuild_dedupe_index() -> None:
     if not _rebuild["dedupe"]:
         return
     _rebuild["dedupe"] = False
-    exact, bands = dedupe.rebuild_index(dedupe_signatures, DEDUPE_CONFIG)
+    exact: dict[str, Any] = {}
+    bands = dedupe.BandIndex()
+    for _ in dedupe.rebuild_index_into(exact, bands, dedupe_signatures, DEDUPE_CONFIG):
+        await asyncio.sleep(0)  # heartbeats and the other stages run between chunks
     _derived["exact"], _derived["bands"] = exact, bands
     _derived["ages"] = dedupe.eviction_queue(dedupe_signatures)
     log.info("dedupe_index_rebuilt", articles=len(dedupe_signatures), band_entries=bands.entries)
@@ -170,7 +173,7 @@ def _rebuild_dedupe_index() -> None:
 async def dedupe_agent(stream: Any) -> None:
     async for event in stream.events():
         try:
-            _rebuild_dedupe_index()
+            await _rebuild_dedupe_index()
             article = CleanArticle.model_validate_json(event.value)
             state = _dedupe_state()
             clock = _stream_clock["dedupe"] = max(_stream_clock["dedupe"], article.ingested_at)
@@ -300,7 +303,9 @@ async def _repair_after_assignment() -> None:
     if not _rebuild["timeline"]:
         return
     _rebuild["timeline"] = False
-    fresh = timeline.rebuild_derived(_timeline_state())
+    fresh = timeline.empty_derived(_timeline_state())
+    for _ in timeline.rebuild_derived_into(fresh, _timeline_state()):
+        await asyncio.sleep(0)  # heartbeats and the other stages run between chunks
     _derived["index"], _derived["entries"] = dict(fresh.index), fresh.entries
     log.info("timeline_state_rebuilt", mentions=len(timeline_mentions),
              reposts=len(timeline_reposts), entries=len(fresh.entries))

@@ -65,6 +65,8 @@ __all__ = [
     "lsh_band_keys",
     "minhash_signature",
     "pack_signature",
+    "rebuild_index",
+    "rebuild_index_into",
     "shingles",
     "short_band_key",
     "unpack_signature",
@@ -578,12 +580,25 @@ def rebuild_index(
     """
     exact: dict[str, Any] = {}
     bands = BandIndex()
-    uniques = sorted(
-        ((float(rec.get("ts", 0.0)), aid, rec) for aid, rec in signatures.items()
-         if rec and rec.get("kind") == "unique" and rec.get("sig")),
-        key=lambda item: (item[0], item[1]),
+    for _ in rebuild_index_into(exact, bands, signatures, config):
+        pass
+    return exact, bands
+
+
+def rebuild_index_into(
+    exact: MutableMapping[str, Any], bands: BandIndex, signatures: Mapping[str, Any],
+    config: DedupeConfig = DEFAULT_CONFIG, chunk: int = 4_096,
+) -> Iterator[int]:
+    """:func:`rebuild_index` into empty ``exact`` and ``bands``, oldest article first, yielding
+    the articles indexed so far every ``chunk`` of them (the worker's event loop runs between
+    chunks). Records are read twice, for the order and then one at a time, rather than held
+    all at once (about 1.2 kB each with their signatures)."""
+    order = sorted(
+        (float(rec.get("ts", 0.0)), aid) for aid, rec in signatures.items()
+        if rec and rec.get("kind") == "unique" and rec.get("sig")
     )
-    for ts, aid, rec in uniques:
+    for done, (ts, aid) in enumerate(order, 1):
+        rec = signatures[aid]
         digest = rec.get("hash")
         if digest and digest not in exact:
             exact[digest] = {"id": aid, "ts": ts}
@@ -591,7 +606,8 @@ def rebuild_index(
             signature = unpack_signature(rec["sig"])
             keys = lsh_band_keys(signature, config.rows_per_band)
             bands.add(aid, keys, config.max_band_entries, signature, ts)
-    return exact, bands
+        if done % chunk == 0 or done == len(order):
+            yield done
 
 
 def eviction_queue(signatures: Mapping[str, Any]) -> list[tuple[float, str]]:

@@ -428,6 +428,12 @@ def test_an_index_rebuilt_from_the_table_answers_as_the_incremental_one() -> Non
         dedupe.check_and_remember(_article(f"a{n:02d}", text), full, now=float(n))
     exact, rebuilt = dedupe.rebuild_index(full.signatures)
     assert dict(rebuilt) == dict(full.bands)
+    in_chunks_exact: dict[str, object] = {}
+    in_chunks = dedupe.BandIndex()
+    progress = list(dedupe.rebuild_index_into(in_chunks_exact, in_chunks, full.signatures,
+                                              chunk=7))
+    assert progress == [7, 14, 21, 28, 30]  # the worker's event loop runs between these
+    assert (in_chunks_exact, dict(in_chunks)) == (exact, dict(rebuilt))
     by_table = dedupe.DedupeState(exact=exact, signatures=dict(full.signatures), bands=rebuilt)
     by_index = dedupe.DedupeState(exact=dict(full.exact), signatures=dict(full.signatures),
                                   bands=full.bands)

@@ -27,10 +27,12 @@ from streams.timeline import (
     build_timeline,
     cameo_table,
     diff_timelines,
+    empty_derived,
     entry_id_for,
     expire,
     merge_key_compatible,
     rebuild_derived,
+    rebuild_derived_into,
     replay_changes,
     retract_mention,
 )
@@ -1056,3 +1058,18 @@ def test_compressed_entries_round_trip_and_take_less_memory() -> None:
     del entries["tl-a"]
     assert "tl-a" not in entries and len(entries) == 1
     assert entries.packed_bytes() * 4 < len(entries["tl-b"].encode())
+
+
+def test_a_rebuild_in_chunks_equals_one_at_once_and_reports_progress() -> None:
+    state = json_state()
+    ms = [mention(f"m{i:02d}", date=f"2024-06-{1 + i % 9:02d}", cameo_code=("042", "057")[i % 2])
+          for i in range(23)]
+    for m in ms:
+        apply_mention(state, m)
+    whole = rebuild_derived(state)
+    fresh = empty_derived(state)
+    assert list(rebuild_derived_into(fresh, state, chunk=5)) == [5, 10, 15, 20, 23]
+    assert fresh.timeline() == whole.timeline() == state.timeline()
+    assert dict(fresh.index) == dict(whole.index) == dict(state.index)
+    assert list(rebuild_derived_into(empty_derived(TimelineState.in_memory()),
+                                     TimelineState.in_memory())) == []
