@@ -38,8 +38,13 @@ ARTICLES_RAW = TopicSpec(
 )
 ARTICLES_CLEAN = TopicSpec(
     "articles.clean", CleanArticle, "article id", 1,
-    description="Cleaned and dated articles, before dedupe (one partition: dedupe sees all)",
+    description="Cleaned and dated articles, before dedupe (one partition: dedupe sees all); "
+    "a record may carry the text's near-duplicate fingerprint in a FINGERPRINT_HEADER header",
 )
+FINGERPRINT_HEADER = "relwatch-fingerprint"
+"""Header of an ``articles.clean`` record: the text's shingle count and MinHash signature as
+the normalize stage computed them (``streams.dedupe.fingerprint``), so that dedupe does not;
+absent or unreadable, dedupe computes them from the text."""
 ARTICLES_UNIQUE = TopicSpec(
     "articles.unique", CleanArticle, "article id", 4,
     description="First copies only: the input of event extraction",

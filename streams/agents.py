@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ import faust.streams as faust_streams
 import structlog
 
 from schemas.models import CleanArticle, DuplicateNotice, EventMention, TimelineEntry
-from schemas.topics import WORKER_INPUT_TOPICS
+from schemas.topics import FINGERPRINT_HEADER, WORKER_INPUT_TOPICS
 
 from . import dedupe, normalize, stagepool, timeline
 from .app import (
@@ -144,11 +144,22 @@ async def normalize_agent(stream: Any) -> None:
                 await _fail("normalize", event, outcome)
                 continue
             PROCESSED.labels(stage="normalize").inc()
-            key, value = outcome
-            await clean_topic.send(key=key, value=value)
+            key, value, fingerprint = outcome
+            await clean_topic.send(key=key, value=value,
+                                   headers=[(FINGERPRINT_HEADER, fingerprint)])
 
 
 # --- stage 1: dedupe -----------------------------------------------------------------------
+def _header(event: Any, name: str) -> bytes | None:
+    """A header's value of a record (None if absent or not bytes)."""
+    headers = getattr(event, "headers", None) or ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in pairs:
+        if key == name and isinstance(value, bytes | bytearray):
+            return bytes(value)
+    return None
+
+
 def _dedupe_state() -> dedupe.DedupeState:
     return dedupe.DedupeState(
         exact=_derived["exact"], bands=_derived["bands"], signatures=dedupe_signatures,
@@ -182,7 +193,8 @@ async def dedupe_agent(stream: Any) -> None:
                 dedupe.evict_older_than(state, clock - DEDUPE_CONFIG.window_s - 86400)
                 _last_eviction["dedupe"] = now
             verdict = dedupe.check_and_remember(
-                article, state, now=article.ingested_at, config=DEDUPE_CONFIG
+                article, state, now=article.ingested_at, config=DEDUPE_CONFIG,
+                fingerprint=_header(event, FINGERPRINT_HEADER),
             )
         except Exception as exc:
             await _fail("dedupe", event, exc)

@@ -37,6 +37,7 @@ import base64
 import binascii
 import heapq
 import re
+import struct
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -69,6 +70,7 @@ __all__ = [
     "rebuild_index_into",
     "shingles",
     "short_band_key",
+    "text_fingerprint",
     "unpack_signature",
 ]
 
@@ -449,6 +451,7 @@ def check_and_remember(
     state: DedupeState,
     now: float,
     config: DedupeConfig = DEFAULT_CONFIG,
+    fingerprint: bytes | None = None,
 ) -> DedupeVerdict:
     """Classify ``article`` against what ``state`` remembers, then remember it.
 
@@ -456,12 +459,13 @@ def check_and_remember(
     estimated Jaccard with a remembered unique article (the most similar wins, ties go to the
     older). The first copy wins: a duplicate is recorded with its verdict but never becomes a
     candidate. An id seen before gets the verdict it got then (a replay after a crash).
+    ``fingerprint`` (:func:`text_fingerprint` of the text) spares computing it here.
     """
     seen = state.signatures.get(article.id)
     if seen is not None:
         verdict = _verdict_from_record(seen)
         if not verdict.is_duplicate and seen.get("sig"):
-            enough = shingles(article.text, config.shingle_size).size >= config.min_shingles
+            enough = _text_signature(article.text, fingerprint, config)[1] >= config.min_shingles
             _remember_unique(state, article, unpack_signature(seen["sig"]), float(seen["ts"]),
                              enough, config)
         return verdict
@@ -475,9 +479,8 @@ def check_and_remember(
         _remember_duplicate(state, article.id, verdict, now)
         return verdict
 
-    values = shingles(article.text, config.shingle_size)
-    signature = _signature_of(values, config.num_perm)
-    banded = values.size >= config.min_shingles
+    signature, count = _text_signature(article.text, fingerprint, config)
+    banded = count >= config.min_shingles
     keys = lsh_band_keys(signature, config.rows_per_band) if banded else []
     if banded:
         match = _best_candidate(article.id, signature, keys, state, config.threshold, horizon)
@@ -493,6 +496,33 @@ def check_and_remember(
     _note_age(state, now, article.id)
     _remember_unique(state, article, signature, now, banded, config, keys)
     return DedupeVerdict("unique")
+
+
+_FINGERPRINT_HEAD = struct.Struct("<BBI")  # format version, words per shingle, shingle count
+
+
+def text_fingerprint(text: str, config: DedupeConfig = DEFAULT_CONFIG) -> bytes:
+    """What :func:`check_and_remember` needs of ``text``, computed where the text is cleaned
+    (a stage process) rather than beside the dedupe state (the event loop): a head (format 1,
+    words per shingle, shingle count) and the MinHash signature as little-endian uint32."""
+    values = shingles(text, config.shingle_size)
+    signature = _signature_of(values, config.num_perm)
+    head = _FINGERPRINT_HEAD.pack(1, config.shingle_size, min(int(values.size), _MASK32))
+    return head + signature.astype("<u4").tobytes()
+
+
+def _text_signature(text: str, fingerprint: bytes | None, config: DedupeConfig
+                    ) -> tuple[Signature, int]:
+    """The signature and shingle count of ``text``: read from ``fingerprint`` when it was made
+    with this configuration, else computed."""
+    head = _FINGERPRINT_HEAD.size
+    if fingerprint is not None and len(fingerprint) == head + 4 * config.num_perm:
+        version, shingle_size, count = _FINGERPRINT_HEAD.unpack_from(fingerprint)
+        if version == 1 and shingle_size == config.shingle_size:
+            signature = np.frombuffer(fingerprint, dtype="<u4", offset=head).astype(np.uint32)
+            return signature, count
+    values = shingles(text, config.shingle_size)
+    return _signature_of(values, config.num_perm), int(values.size)
 
 
 def _remember_unique(

@@ -41,7 +41,7 @@ import structlog
 
 from schemas.models import CleanArticle, RawArticle
 
-from . import enrich, extract, normalize
+from . import dedupe, enrich, extract, normalize
 from .deadletter import failure_reason
 from .errors import StageFailure
 from .metrics import STAGE_PROCESS_RESTARTS, STAGE_PROCESSES
@@ -53,10 +53,13 @@ Mentions: TypeAlias = list[tuple[bytes, bytes]]
 
 
 # --- the stages, bytes in and bytes out ----------------------------------------------------
-def normalize_payload(value: bytes, max_chars: int) -> tuple[bytes, bytes]:
-    """A raw article record's value -> (key, value) of the cleaned article."""
+def normalize_payload(value: bytes, max_chars: int) -> tuple[bytes, bytes, bytes]:
+    """A raw article record's value -> (key, value) of the cleaned article, and its text's
+    near-duplicate fingerprint (the dedupe stage's costliest step, done here, beside the event
+    loop rather than in it)."""
     article = normalize.normalize(RawArticle.model_validate_json(value), max_chars=max_chars)
-    return article.id.encode(), article.model_dump_json().encode()
+    return (article.id.encode(), article.model_dump_json().encode(),
+            dedupe.text_fingerprint(article.text))
 
 
 def extract_payload(value: bytes) -> Mentions:

@@ -11,7 +11,9 @@ import pytest
 from kafka import KafkaProducer
 
 from producers.topics import ensure_topics
-from schemas.models import DeadLetter, RawArticle
+from schemas.models import CleanArticle, DeadLetter, RawArticle
+from schemas.topics import FINGERPRINT_HEADER
+from streams import dedupe
 from streams.kafka_io import read_timeline, read_topic
 from streams.runner import WorkerProcess, wait_until_drained
 from streams.settings import load_settings
@@ -60,6 +62,10 @@ def test_an_article_reaches_the_compacted_timeline(pipeline, kafka_bootstrap: st
     # the timeline records are keyed by the entry id
     records = list(read_topic(kafka_bootstrap, settings.topic_name("timeline.entries")))
     assert {r.key.decode() for r in records if r.value} == {e.id for e in entries}
+    # the clean article carries its near-duplicate fingerprint, made by the stage process
+    [clean] = read_topic(kafka_bootstrap, settings.topic_name("articles.clean"))
+    article = CleanArticle.model_validate_json(clean.value)
+    assert clean.headers[FINGERPRINT_HEADER] == dedupe.text_fingerprint(article.text)
 
 
 def test_a_malformed_message_is_dead_lettered_and_the_next_goes_through(

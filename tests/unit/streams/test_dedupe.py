@@ -441,3 +441,29 @@ def test_an_index_rebuilt_from_the_table_answers_as_the_incremental_one() -> Non
         probe = _article(f"p{n}", text)
         assert (dedupe.check_and_remember(probe, by_table, now=100.0 + n)
                 == dedupe.check_and_remember(probe, by_index, now=100.0 + n))
+
+
+def test_a_fingerprint_made_elsewhere_gives_the_verdicts_computed_here() -> None:
+    """The normalize stage sends each text's fingerprint along; dedupe reads it instead of
+    computing it, and computes it when it is missing, garbled or made with other settings."""
+    texts = _similar_texts(12)  # the last two are reposts
+    other = dedupe.DedupeConfig(shingle_size=3)
+    bad = [None, b"", b"\x02" + dedupe.text_fingerprint(texts[0])[1:],
+           dedupe.text_fingerprint(texts[0], other)]
+    computed, given, garbled = _state(), _state(), _state()
+    for n, text in enumerate(texts):
+        article = _article(f"a{n:02d}", text)
+        fingerprint = dedupe.text_fingerprint(text)
+        expected = dedupe.check_and_remember(article, computed, now=float(n))
+        assert dedupe.check_and_remember(article, given, now=float(n),
+                                         fingerprint=fingerprint) == expected
+        assert dedupe.check_and_remember(article, garbled, now=float(n),
+                                         fingerprint=bad[n % len(bad)]) == expected
+    assert dict(given.signatures) == dict(computed.signatures) == dict(garbled.signatures)
+    assert dict(given.bands) == dict(computed.bands)
+    assert any(v.get("kind") != "unique" for v in computed.signatures.values())
+    # the fingerprint is what is read: one made of another text stands for the article's
+    borrowed = _state()
+    dedupe.check_and_remember(_article("x", texts[0]), borrowed, now=0.0,
+                              fingerprint=dedupe.text_fingerprint(texts[1]))
+    assert borrowed.signatures["x"]["sig"] == computed.signatures["a01"]["sig"]

@@ -14,8 +14,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from producers.jsonl import read_articles
-from schemas.models import RawArticle
-from streams import stagepool
+from schemas.models import CleanArticle, RawArticle
+from streams import dedupe, stagepool
 from streams.deadletter import make_dead_letter
 from streams.errors import RejectedInput, StageFailure
 
@@ -91,6 +91,9 @@ def test_the_pool_gives_the_bytes_of_the_workers_own_process(
     assert [_comparable(o) for o in pooled] == [_comparable(o) for o in inline]
     assert sum(isinstance(o, StageFailure) for o in pooled) == len(BAD_VALUES)
     clean = [o[1] for o in inline if isinstance(o, tuple)]
+    for _, value, fingerprint in (o for o in inline if isinstance(o, tuple)):
+        text = CleanArticle.model_validate_json(value).text
+        assert fingerprint == dedupe.text_fingerprint(text)
     extracted_inline = stagepool.run_batch(stagepool.extract_payload, clean)
     extracted_pooled = asyncio.run(pool.run(stagepool.extract_payload, clean))
     assert extracted_pooled == extracted_inline
