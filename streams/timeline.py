@@ -1931,15 +1931,18 @@ def _change(
     rows_by_change: dict[bool, dict[str, list[list[Any]]]] = {
         True: defaultdict(list), False: defaultdict(list)}
     maybe: set[str] = set()
+    scanned: set[tuple[str, int]] = set()  # a batch's rows share few (slot, month) pairs
     for doc, present in [*((d, True) for d in added), *((d, False) for d in removed)]:
         if _is_floating(doc):
             affected.add(str(doc["article_id"]))
         elif (slot := _anchor_slot(doc)) is not None:
             rows_by_change[present][slot].append(_anchor_row(doc))
             month = int(str(doc["date"])[5:7])
-            maybe.update(
-                str(r[0]) for r in state.index.get(f"f|{slot}") or () if r[2] in (0, month)
-            )
+            if (slot, month) not in scanned:
+                scanned.add((slot, month))
+                maybe.update(
+                    str(r[0]) for r in state.index.get(f"f|{slot}") or () if r[2] in (0, month)
+                )
     # an undated article is re-anchored only if a changed anchor row passes one of its
     # mentions' filters: rows none accepts cannot change its resolution. Rows that are only
     # added are counted into its tally; a removed one makes it count everything again.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 import faust
 
@@ -43,6 +44,9 @@ def run_worker() -> None:
 
     configure_logging(settings.log_level, settings.log_format)
     agents.warm_up()
+    gc.collect()
+    gc.freeze()  # what is loaded by now lives as long as the process: no collection walks it
+    gc.set_threshold(*settings.gc_thresholds)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
