@@ -43,7 +43,7 @@ ARTICLES_CLEAN = TopicSpec(
 )
 FINGERPRINT_HEADER = "relwatch-fingerprint"
 """Header of an ``articles.clean`` record: the text's shingle count and MinHash signature as
-the normalize stage computed them (``streams.dedupe.fingerprint``), so that dedupe does not;
+the normalize stage computed them (``streams.dedupe.text_fingerprint``), so that dedupe does not;
 absent or unreadable, dedupe computes them from the text."""
 ARTICLES_UNIQUE = TopicSpec(
     "articles.unique", CleanArticle, "article id", 4,

@@ -315,8 +315,9 @@ async def _repair_after_assignment() -> None:
     if not _rebuild["timeline"]:
         return
     _rebuild["timeline"] = False
-    fresh = timeline.empty_derived(_timeline_state())
-    for _ in timeline.rebuild_derived_into(fresh, _timeline_state()):
+    stored = _timeline_state()
+    fresh = timeline.empty_derived(stored)
+    for _ in timeline.rebuild_derived_into(fresh, stored):
         await asyncio.sleep(0)  # heartbeats and the other stages run between chunks
     _derived["index"], _derived["entries"] = dict(fresh.index), fresh.entries
     log.info("timeline_state_rebuilt", mentions=len(timeline_mentions),

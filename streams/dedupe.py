@@ -465,7 +465,9 @@ def check_and_remember(
     if seen is not None:
         verdict = _verdict_from_record(seen)
         if not verdict.is_duplicate and seen.get("sig"):
-            enough = _text_signature(article.text, fingerprint, config)[1] >= config.min_shingles
+            given = _read_fingerprint(fingerprint, config)
+            count = given[1] if given else shingles(article.text, config.shingle_size).size
+            enough = count >= config.min_shingles
             _remember_unique(state, article, unpack_signature(seen["sig"]), float(seen["ts"]),
                              enough, config)
         return verdict
@@ -479,7 +481,8 @@ def check_and_remember(
         _remember_duplicate(state, article.id, verdict, now)
         return verdict
 
-    signature, count = _text_signature(article.text, fingerprint, config)
+    signature, count = (_read_fingerprint(fingerprint, config)
+                        or _computed_signature(article.text, config))
     banded = count >= config.min_shingles
     keys = lsh_band_keys(signature, config.rows_per_band) if banded else []
     if banded:
@@ -505,24 +508,28 @@ def text_fingerprint(text: str, config: DedupeConfig = DEFAULT_CONFIG) -> bytes:
     """What :func:`check_and_remember` needs of ``text``, computed where the text is cleaned
     (a stage process) rather than beside the dedupe state (the event loop): a head (format 1,
     words per shingle, shingle count) and the MinHash signature as little-endian uint32."""
-    values = shingles(text, config.shingle_size)
-    signature = _signature_of(values, config.num_perm)
-    head = _FINGERPRINT_HEAD.pack(1, config.shingle_size, min(int(values.size), _MASK32))
+    signature, count = _computed_signature(text, config)
+    head = _FINGERPRINT_HEAD.pack(1, config.shingle_size, min(count, _MASK32))
     return head + signature.astype("<u4").tobytes()
 
 
-def _text_signature(text: str, fingerprint: bytes | None, config: DedupeConfig
-                    ) -> tuple[Signature, int]:
-    """The signature and shingle count of ``text``: read from ``fingerprint`` when it was made
-    with this configuration, else computed."""
-    head = _FINGERPRINT_HEAD.size
-    if fingerprint is not None and len(fingerprint) == head + 4 * config.num_perm:
-        version, shingle_size, count = _FINGERPRINT_HEAD.unpack_from(fingerprint)
-        if version == 1 and shingle_size == config.shingle_size:
-            signature = np.frombuffer(fingerprint, dtype="<u4", offset=head).astype(np.uint32)
-            return signature, count
+def _computed_signature(text: str, config: DedupeConfig) -> tuple[Signature, int]:
+    """The MinHash signature and shingle count of ``text``."""
     values = shingles(text, config.shingle_size)
     return _signature_of(values, config.num_perm), int(values.size)
+
+
+def _read_fingerprint(fingerprint: bytes | None, config: DedupeConfig
+                      ) -> tuple[Signature, int] | None:
+    """The signature and shingle count a :func:`text_fingerprint` holds, if it was made with
+    this configuration (else None: the caller computes them)."""
+    head = _FINGERPRINT_HEAD.size
+    if fingerprint is None or len(fingerprint) != head + 4 * config.num_perm:
+        return None
+    version, shingle_size, count = _FINGERPRINT_HEAD.unpack_from(fingerprint)
+    if version != 1 or shingle_size != config.shingle_size:
+        return None
+    return np.frombuffer(fingerprint, dtype="<u4", offset=head).astype(np.uint32), count
 
 
 def _remember_unique(
