@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -147,6 +148,49 @@ def worker_memory(pid: int) -> dict[str, float]:
             "worker_rss_mb": main + stages, "worker_pss_mb": pss}
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_by_process() -> dict[int, float]:
+    """User + system CPU seconds of every process on the box (``/proc/PID/stat``)."""
+    seconds = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return seconds
+
+
+def _is_broker(pid: int) -> bool:
+    try:
+        return b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def cpu_shares(before: dict[int, float], after: dict[int, float], worker_pids: list[int],
+               articles: int) -> dict[str, float]:
+    """CPU milliseconds per article between two snapshots, by process: the workers' event loops,
+    their stage processes, the broker, this bench (producing, polling) and the rest of the box.
+    A process that ended between the snapshots is missed (a replaced stage process)."""
+    groups = {"worker_main": set(worker_pids), "stage_processes": set(), "broker": set(),
+              "bench": {os.getpid()}}
+    for pid in worker_pids:
+        groups["stage_processes"] |= set(process_tree(pid)[1:])
+    groups["broker"] = {pid for pid in after if _is_broker(pid)}
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    result, counted = {}, set()
+    for name, pids in groups.items():
+        used = sum(spent.get(p, 0.0) for p in pids)
+        result[f"cpu_ms_per_article_{name}"] = 1000 * used / articles
+        counted |= pids
+    result["cpu_ms_per_article_other"] = 1000 * sum(
+        v for p, v in spent.items() if p not in counted) / articles
+    return result
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -171,12 +215,18 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
         warm = build_stream(20, seed=99)
         produce(bootstrap, settings.topic_name("articles.raw"), warm, restamp=True)
         wait_until_drained(settings, bootstrap, procs, timeout_s=300)
+        cpu_before = cpu_seconds_by_process()
         start = time.monotonic()
         produce(bootstrap, settings.topic_name("articles.raw"), items, restamp=True)
         wait_until_drained(settings, bootstrap, procs, timeout_s=3600, poll_s=0.1,
                            stable_polls=2)
-        rate = len(items) / (time.monotonic() - start)
-        result = {"end_to_end_rate": rate}
+        elapsed = time.monotonic() - start
+        result = {"end_to_end_rate": len(items) / elapsed}
+        result |= cpu_shares(cpu_before, cpu_seconds_by_process(),
+                             [w.proc.pid for w in procs if w.proc is not None], len(items))
+        # what the box could give: its CPUs over the phase, per article
+        cpus = len(os.sched_getaffinity(0))
+        result["cpu_ms_per_article_available"] = 1000 * elapsed * cpus / len(items)
         processed = len(items)
         while processed < rss_articles:
             batch = build_stream(min(len(items), rss_articles - processed),
