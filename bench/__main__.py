@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.stream import StreamItem, build_stream
 from producers.topics import ensure_topics
@@ -191,6 +191,26 @@ def cpu_shares(before: dict[int, float], after: dict[int, float], worker_pids: l
     return result
 
 
+def messages_by_topic(bootstrap: str, settings: Settings) -> dict[str, int]:
+    """Records written so far to each topic of the run: its namespace's topics and its worker
+    group's (Faust's changelogs and repartition topics), by end offset."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None)
+    try:
+        ours = [t for t in admin.list_topics()
+                if t.startswith((f"{settings.namespace}.", f"{settings.group_id}-"))]
+        tps = [TopicPartition(meta["name"], p["partition_index"])
+               for meta in admin.describe_topics(ours) if meta["error_code"] == 0
+               for p in meta["partitions"]]
+        written: dict[str, int] = {}
+        for tp, end in consumer.end_offsets(tps).items():
+            written[tp.topic] = written.get(tp.topic, 0) + end
+        return written
+    finally:
+        consumer.close()
+        admin.close()
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -215,6 +235,7 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
         warm = build_stream(20, seed=99)
         produce(bootstrap, settings.topic_name("articles.raw"), warm, restamp=True)
         wait_until_drained(settings, bootstrap, procs, timeout_s=300)
+        written_before = messages_by_topic(bootstrap, settings)
         cpu_before = cpu_seconds_by_process()
         start = time.monotonic()
         produce(bootstrap, settings.topic_name("articles.raw"), items, restamp=True)
@@ -227,6 +248,13 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
         # what the box could give: its CPUs over the phase, per article
         cpus = len(os.sched_getaffinity(0))
         result["cpu_ms_per_article_available"] = 1000 * elapsed * cpus / len(items)
+        written = messages_by_topic(bootstrap, settings)
+        per_article = {topic.split(".", 1)[-1] if topic.startswith(settings.namespace) else topic:
+                       (n - written_before.get(topic, 0)) / len(items)
+                       for topic, n in sorted(written.items())}
+        log("records written per article: " + ", ".join(
+            f"{topic} {n:.2f}" for topic, n in per_article.items() if n))
+        result["kafka_records_per_article"] = sum(per_article.values())
         processed = len(items)
         while processed < rss_articles:
             batch = build_stream(min(len(items), rss_articles - processed),

@@ -273,7 +273,7 @@ async def _send_change(change: timeline.TimelineChange, observe: bool) -> None:
     TIMELINE_CHANGES.labels(kind=change.kind).inc()
     key = change.entry_id.encode()
     if change.kind == "upsert" and change.entry is not None:
-        value = change.entry.model_dump_json()
+        value = change.entry_json()
         await timeline_topic.send(key=key, value=value.encode())
         now = time.time()
         if observe:
@@ -285,7 +285,7 @@ async def _send_change(change: timeline.TimelineChange, observe: bool) -> None:
     if broadcast.listening:
         broadcast.publish(sse_event(change.kind, change.entry_id, None))
     if change.kind == "expire" and change.entry is not None:
-        await archive_topic.send(key=key, value=change.entry.model_dump_json().encode())
+        await archive_topic.send(key=key, value=change.entry_json().encode())
     headers = [("relwatch-change", change.kind.encode())]
     if change.merged_into:
         headers.append(("relwatch-merged-into", change.merged_into.encode()))

@@ -87,37 +87,88 @@ def read_timeline(
     return sorted(entries.values(), key=lambda e: (e.date, e.id))
 
 
-def consumer_lag(
-    bootstrap_servers: str, group_id: str, topics: list[str]
-) -> dict[tuple[str, int], int]:
-    """Lag of ``group_id`` per (topic, partition): end offset minus committed offset.
+class LagProbe:
+    """Consumer-group lag, asked repeatedly over the same two clients.
+
+    A drain wait asks several times a second; a new admin client and consumer per question
+    cost this process and the broker a connection, version probes and a metadata fetch each
+    time (in the benchmark, polling every 0.1 s, more CPU than the producer). A failed question
+    drops the clients, so the next one reconnects (after a broker restart, say).
 
     Partitions come from the admin client, whose requests time out: kafka-python 3's
     ``KafkaConsumer.partitions_for_topic`` waits on a metadata refresh with no time limit, and
     once hung a test's drain wait (and would pile up threads of the worker's lag timer).
     """
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers.split(","), client_id="relwatch-lag",
-        **client_security(),
-    )
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers.split(","), group_id=None, **client_security()
-    )
-    try:
-        committed = admin.list_group_offsets({group_id: None}).get(group_id, {})
-        tps = [
-            TopicPartition(meta["name"], p["partition_index"])
-            for meta in admin.describe_topics(topics)
-            if meta["error_code"] == 0
-            for p in sorted(meta["partitions"], key=lambda p: int(p["partition_index"]))
-        ]
-        end = consumer.end_offsets(tps)
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._servers = bootstrap_servers.split(",")
+        self._admin: KafkaAdminClient | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._partitions: dict[tuple[str, ...], list[TopicPartition]] = {}
+
+    def lag(self, group_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
+        """Lag of ``group_id`` per (topic, partition): end offset minus committed offset."""
+        try:
+            if self._admin is None or self._consumer is None:
+                self._admin = KafkaAdminClient(
+                    bootstrap_servers=self._servers, client_id="relwatch-lag", **client_security()
+                )
+                self._consumer = self._new_consumer()
+            committed = self._admin.list_group_offsets({group_id: None}).get(group_id, {})
+            tps = self._topic_partitions(self._admin, topics)
+            try:
+                end = self._consumer.end_offsets(tps)
+            except KeyError:  # a partition created since the consumer's last metadata fetch
+                self._consumer.close()
+                self._consumer = self._new_consumer()
+                end = self._consumer.end_offsets(tps)
+        except BaseException:
+            self.close()
+            raise
         lag: dict[tuple[str, int], int] = {}
         for tp in tps:
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             lag[(tp.topic, tp.partition)] = max(0, end[tp] - done)
         return lag
-    finally:
-        consumer.close()
-        admin.close()
+
+    def _new_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(bootstrap_servers=self._servers, group_id=None, **client_security())
+
+    def _topic_partitions(self, admin: KafkaAdminClient, topics: list[str]
+                          ) -> list[TopicPartition]:
+        """The topics' partitions, kept once every topic was found (missing ones are asked
+        for again next time)."""
+        key = tuple(topics)
+        if key in self._partitions:
+            return self._partitions[key]
+        described = admin.describe_topics(topics)
+        tps = [
+            TopicPartition(meta["name"], p["partition_index"])
+            for meta in described
+            if meta["error_code"] == 0
+            for p in sorted(meta["partitions"], key=lambda p: int(p["partition_index"]))
+        ]
+        if len(described) == len(topics) and all(m["error_code"] == 0 for m in described):
+            self._partitions[key] = tps
+        return tps
+
+    def close(self) -> None:
+        for client in (self._consumer, self._admin):
+            if client is not None:
+                client.close()
+        self._admin = self._consumer = None
+
+    def __enter__(self) -> LagProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def consumer_lag(
+    bootstrap_servers: str, group_id: str, topics: list[str]
+) -> dict[tuple[str, int], int]:
+    """Lag of ``group_id`` per (topic, partition), asked once (:class:`LagProbe` to ask again)."""
+    with LagProbe(bootstrap_servers) as probe:
+        return probe.lag(group_id, topics)

@@ -24,7 +24,7 @@ from schemas.topics import (
     WORKER_INPUT_TOPICS,
 )
 
-from .kafka_io import consumer_lag
+from .kafka_io import LagProbe
 from .security import client_security
 from .settings import Settings
 
@@ -51,6 +51,7 @@ class Monitor:
             **client_security(),
             bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False
         )
+        self.lag_probe = LagProbe(bootstrap)
         self.dlq_reasons: Counter[str] = Counter()
         self.dlq_position: dict[TopicPartition, int] = {}
         self.previous: Reading | None = None
@@ -106,8 +107,7 @@ class Monitor:
         }
         all_tps = [tp for tps in watched.values() for tp in tps]
         end = self.consumer.end_offsets(all_tps) if all_tps else {}
-        lag = consumer_lag(
-            self.bootstrap,
+        lag = self.lag_probe.lag(
             self.settings.group_id,
             [self.settings.topic_name(s.name) for s in WORKER_INPUT_TOPICS],
         )
@@ -130,6 +130,7 @@ class Monitor:
 
     def close(self) -> None:
         self.consumer.close()
+        self.lag_probe.close()
 
 
 def render(reading: Reading) -> str:

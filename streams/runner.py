@@ -19,7 +19,7 @@ from kafka.errors import KafkaError
 
 from schemas.topics import WORKER_INPUT_TOPICS
 
-from .kafka_io import consumer_lag
+from .kafka_io import LagProbe
 from .settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -122,6 +122,14 @@ def wait_until_drained(
     Returns the seconds waited. Raises if every worker has died or the timeout passes.
     """
     topics = [settings.topic_name(spec.name) for spec in WORKER_INPUT_TOPICS]
+    with LagProbe(bootstrap) as probe:
+        return _wait_for_zero_lag(probe, settings.group_id, topics, workers, timeout_s,
+                                  stable_polls, poll_s)
+
+
+def _wait_for_zero_lag(probe: LagProbe, group_id: str, topics: list[str],
+                       workers: list[WorkerProcess], timeout_s: float, stable_polls: int,
+                       poll_s: float) -> float:
     started = time.monotonic()
     zero_in_a_row = 0
     last_report = started
@@ -129,7 +137,7 @@ def wait_until_drained(
         if workers and not any(w.alive for w in workers):
             raise RuntimeError("every worker died:\n" + workers[0].log_tail())
         try:
-            total = sum(consumer_lag(bootstrap, settings.group_id, topics).values())
+            total = sum(probe.lag(group_id, topics).values())
         except KafkaError as exc:  # coordinator not there yet, broker restarting: ask again
             log.debug("lag_unavailable", error=repr(exc))
             total = -1

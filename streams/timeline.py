@@ -85,7 +85,7 @@ import zlib
 from bisect import bisect_left
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -206,13 +206,22 @@ class TimelineChange:
 
     ``upsert`` carries the new entry; ``tombstone`` removes ``entry_id`` (``merged_into`` names the
     survivor when the entry was absorbed); ``expire`` removes it from the rolling window and carries
-    the last version of the entry for the archive topic.
+    the last version of the entry for the archive topic. ``encoded`` is the entry's JSON when
+    the merge already made it (to compare with the stored version), so that it is not made twice.
     """
 
     kind: ChangeKind
     entry_id: str
     entry: TimelineEntry | None = None
     merged_into: str | None = None
+    encoded: str | None = field(default=None, compare=False, repr=False)
+
+    def entry_json(self) -> str:
+        """The entry as the timeline topic carries it."""
+        if self.encoded is not None:
+            return self.encoded
+        assert self.entry is not None, f"a {self.kind} without an entry"
+        return self.entry.model_dump_json()
 
 
 class CoalescedChanges:
@@ -376,6 +385,13 @@ class CompactMentions(MutableMapping[str, Any]):
             cache.popitem(last=False)
 
 
+def _holds(entries: MutableMapping[str, str], key: str, text: str) -> bool:
+    """Whether ``entries`` holds exactly ``text`` for ``key``."""
+    if isinstance(entries, CompressedEntries):
+        return entries.holds(key, text)
+    return entries.get(key) == text
+
+
 class CompressedEntries(MutableMapping[str, str]):
     """Entry id -> entry JSON text, held zlib-compressed (level 1).
 
@@ -387,6 +403,7 @@ class CompressedEntries(MutableMapping[str, str]):
 
     def __init__(self, texts: Mapping[str, str] | None = None) -> None:
         self._packed: dict[str, bytes] = {}
+        self._hashes: dict[str, int] = {}
         for key, text in (texts or {}).items():
             self[key] = text
 
@@ -395,9 +412,17 @@ class CompressedEntries(MutableMapping[str, str]):
 
     def __setitem__(self, key: str, text: str) -> None:
         self._packed[key] = zlib.compress(text.encode(), 1)
+        self._hashes[key] = hash(text)
 
     def __delitem__(self, key: str) -> None:
         del self._packed[key]
+        del self._hashes[key]
+
+    def holds(self, key: str, text: str) -> bool:
+        """Whether ``key`` is stored with exactly ``text``. A different hash answers without
+        decompressing the stored text (most of the merge's rebuilt entries have changed)."""
+        stored = self._hashes.get(key)
+        return stored is not None and stored == hash(text) and self[key] == text
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._packed)
@@ -1668,7 +1693,6 @@ def _mutate(
     changed_docs = _ChangedDocs(state, removed, added)
     for anchor in sorted(moved_out.keys() | moved_in.keys(), key=entry_id_for):
         eid = entry_id_for(anchor)
-        stored = state.entries.get(eid)
         members_doc = state.index.get(f"e|{eid}")
         before_members = _members(state, eid)
         members = (set(before_members) - moved_out[anchor]) | moved_in[anchor]
@@ -1685,10 +1709,10 @@ def _mutate(
                 agg = _Aggregate.of(_placed(state, m) for m in listed)
             entry = _entry_from_cached(state, eid, agg, members_doc)
             encoded = entry.model_dump_json()
-            if encoded != stored:
+            if not _holds(state.entries, eid, encoded):
                 state.entries[eid] = encoded
-                upserts.append(TimelineChange("upsert", eid, entry=entry))
-        elif stored is not None:
+                upserts.append(TimelineChange("upsert", eid, entry=entry, encoded=encoded))
+        elif eid in state.entries:
             del state.entries[eid]
             survivor = _survivor(entry_id_for(a) for m in moved_out[anchor]
                                  if (a := anchors.get(m)) is not None)
@@ -2145,7 +2169,7 @@ def apply_duplicate(state: TimelineState, notice: DuplicateNotice) -> list[Timel
             entry = _current_entry(state, eid)
         if (new := entry.model_dump_json()) != encoded:
             state.entries[eid] = new
-            changes.append(TimelineChange("upsert", eid, entry=entry))
+            changes.append(TimelineChange("upsert", eid, entry=entry, encoded=new))
     return changes
 
 

@@ -1058,6 +1058,27 @@ def test_compressed_entries_round_trip_and_take_less_memory() -> None:
     del entries["tl-a"]
     assert "tl-a" not in entries and len(entries) == 1
     assert entries.packed_bytes() * 4 < len(entries["tl-b"].encode())
+    # holds: the exact text only, without a false "same" for a different one of equal length
+    other = entries["tl-b"]
+    assert entries.holds("tl-b", other) and not entries.holds("tl-a", text)
+    same_length = other.replace("Лавров", "Шойгу!")
+    assert len(same_length) == len(other) and not entries.holds("tl-b", same_length)
+    entries["tl-b"] = same_length
+    assert entries.holds("tl-b", same_length) and not entries.holds("tl-b", other)
+
+
+def test_an_upsert_carries_the_json_the_merge_compared_and_stored() -> None:
+    state = TimelineState.compact()
+    changes = apply_mention(state, mention("m01", date="2024-06-01"))
+    changes += apply_mention(state, mention("m02", date="2024-06-01", outlet="other"))
+    upserts = [c for c in changes if c.kind == "upsert"]
+    assert len(upserts) == 2
+    for change in upserts:
+        assert change.encoded is not None and change.entry is not None
+        assert change.entry_json() == change.encoded == change.entry.model_dump_json()
+    assert upserts[-1].entry_json() == state.entries[upserts[-1].entry_id]
+    made_here = TimelineChange("upsert", upserts[0].entry_id, entry=upserts[0].entry)
+    assert made_here.entry_json() == upserts[0].encoded and made_here == upserts[0]
 
 
 def test_a_rebuild_in_chunks_equals_one_at_once_and_reports_progress() -> None:
