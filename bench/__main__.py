@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -211,6 +212,14 @@ def messages_by_topic(bootstrap: str, settings: Settings) -> dict[str, int]:
         admin.close()
 
 
+def histogram_totals(port: int, name: str) -> tuple[float, float]:
+    """(sum, count) of a Prometheus histogram on a worker's ``/metrics`` page."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith((f"{name}_sum", f"{name}_count"))}
+    return values.get(f"{name}_sum", 0.0), values.get(f"{name}_count", 0.0)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -236,6 +245,8 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
         produce(bootstrap, settings.topic_name("articles.raw"), warm, restamp=True)
         wait_until_drained(settings, bootstrap, procs, timeout_s=300)
         written_before = messages_by_topic(bootstrap, settings)
+        merges_before = [histogram_totals(w.web_port, "relwatch_timeline_merge_mentions")
+                         for w in procs]
         cpu_before = cpu_seconds_by_process()
         start = time.monotonic()
         produce(bootstrap, settings.topic_name("articles.raw"), items, restamp=True)
@@ -255,6 +266,10 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
         log("records written per article: " + ", ".join(
             f"{topic} {n:.2f}" for topic, n in per_article.items() if n))
         result["kafka_records_per_article"] = sum(per_article.values())
+        merged = [histogram_totals(w.web_port, "relwatch_timeline_merge_mentions") for w in procs]
+        mentions = sum(a[0] - b[0] for a, b in zip(merged, merges_before, strict=True))
+        passes = sum(a[1] - b[1] for a, b in zip(merged, merges_before, strict=True))
+        result["timeline_mentions_per_merge"] = mentions / passes if passes else 0.0
         processed = len(items)
         while processed < rss_articles:
             batch = build_stream(min(len(items), rss_articles - processed),

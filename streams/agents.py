@@ -47,6 +47,8 @@ from .metrics import (
     NEWEST_ENTRY_TS,
     PROCESSED,
     TIMELINE_CHANGES,
+    TIMELINE_MERGE_MENTIONS,
+    TIMELINE_MERGE_SECONDS,
     TIMELINE_SIZE,
 )
 from .web import broadcast, register_pages, sse_event
@@ -437,6 +439,8 @@ async def timeline_agent(stream: Any) -> None:
                 changes = await _merge_batch(list(events))
             await _publish(changes)
             merge_s = time.perf_counter() - started
+            TIMELINE_MERGE_MENTIONS.observe(len(events))
+            TIMELINE_MERGE_SECONDS.observe(merge_s)
         # under load, let the other stages run before the next batch is gathered, so that it
         # holds more mentions: a merge's cost is mostly that of the entries and months it
         # touches, which more mentions per merge share

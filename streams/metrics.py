@@ -36,6 +36,16 @@ INGEST_TO_TIMELINE = Histogram(
     "Seconds from a producer's push to the timeline record it caused",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+TIMELINE_MERGE_MENTIONS = Histogram(
+    "relwatch_timeline_merge_mentions",
+    "Mention records the timeline stage merged in one pass (a micro-batch)",
+    buckets=(1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096),
+)
+TIMELINE_MERGE_SECONDS = Histogram(
+    "relwatch_timeline_merge_seconds",
+    "Seconds one timeline merge pass took, publishing included",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 CONSUMER_LAG = Gauge(
     "relwatch_consumer_lag_messages",
     "Messages of a topic partition the worker's consumer group has not yet committed",
