@@ -62,6 +62,24 @@ def produce(bootstrap: str, topic: str, items: list[StreamItem], rate: float | N
     return sent
 
 
+def stamped_payloads(items: list[StreamItem]) -> list[tuple[bytes, bytes]]:
+    """The items' records, ingested now: made before a timed phase, so that the phase's clock
+    and CPU figures hold the pipeline and the producer's sends, not pydantic serialising."""
+    now = time.time()
+    return [(i.article.id.encode(),
+             i.article.model_copy(update={"ingested_at": now}).model_dump_json().encode())
+            for i in items]
+
+
+def send_payloads(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             max_request_size=16 * 1024 * 1024)
+    for key, value in payloads:
+        producer.send(topic, key=key, value=value)
+    producer.flush(120)
+    producer.close()
+
+
 def passthrough_rate(bootstrap: str, items: list[StreamItem]) -> float:
     topic = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
     payloads = [(i.article.id.encode(), i.article.model_dump_json().encode()) for i in items]
@@ -247,9 +265,10 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
         written_before = messages_by_topic(bootstrap, settings)
         merges_before = [histogram_totals(w.web_port, "relwatch_timeline_merge_mentions")
                          for w in procs]
+        payloads = stamped_payloads(items)
         cpu_before = cpu_seconds_by_process()
         start = time.monotonic()
-        produce(bootstrap, settings.topic_name("articles.raw"), items, restamp=True)
+        send_payloads(bootstrap, settings.topic_name("articles.raw"), payloads)
         wait_until_drained(settings, bootstrap, procs, timeout_s=3600, poll_s=0.1,
                            stable_polls=2)
         elapsed = time.monotonic() - start
