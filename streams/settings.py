@@ -95,12 +95,12 @@ class Settings(BaseSettings):
         "times in it is published once, in its last version (0 = every change at once)",
     )
     timeline_yield_factor: float = Field(
-        default=3.0,
+        default=6.0,
         description="After a merge that took t seconds, the timeline stage waits factor * t "
         "(at most 0.5 s) before it gathers its next micro-batch, so that under load the other "
         "stages run and the next merge takes more mentions at once (its cost grows with the "
-        "entries and months it touches, not with the mentions it adds: 3 cut the event loop's "
-        "CPU per article by about 12 % against 1 in bench/README.md run 38); 0 = no wait",
+        "entries and months it touches, not with the mentions it adds: 6 instead of 1 cut the "
+        "event loop's CPU per article by a quarter, bench/README.md runs 37-41); 0 = no wait",
     )
     stage_processes: int = Field(
         default=-1,
