@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         "(at most 0.5 s) before it gathers its next micro-batch, so that under load the other "
         "stages run and the next merge takes more mentions at once (its cost grows with the "
         "entries and months it touches, not with the mentions it adds: 6 instead of 1 cut the "
-        "event loop's CPU per article by a quarter, bench/README.md runs 37-41); 0 = no wait",
+        "event loop's CPU per article by about a fifth, bench/README.md runs 37-41); 0 = no wait",
     )
     stage_processes: int = Field(
         default=-1,
