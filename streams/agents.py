@@ -97,7 +97,6 @@ _derived: dict[str, Any] = {
 EVICT_EVERY_S = 60.0
 REPAIR_READ_TIMEOUT_S = 45.0
 REVOKE_FLUSH_TIMEOUT_S = 10.0
-MAX_TIMELINE_YIELD_S = 0.5
 _last_eviction = {"dedupe": 0.0, "timeline": 0.0}
 # Dedupe evicts by stream time (the newest ingest time seen), not wall-clock time, so that a
 # backfill of old articles keeps its window; a day of margin covers producers' clock skew.
@@ -444,7 +443,8 @@ async def timeline_agent(stream: Any) -> None:
         # under load, let the other stages run before the next batch is gathered, so that it
         # holds more mentions: a merge's cost is mostly that of the entries and months it
         # touches, which more mentions per merge share
-        if (pause := min(settings.timeline_yield_factor * merge_s, MAX_TIMELINE_YIELD_S)) > 0:
+        pause = min(settings.timeline_yield_factor * merge_s, settings.timeline_yield_max_s)
+        if pause > 0:
             await asyncio.sleep(pause)
 
 

@@ -97,10 +97,17 @@ class Settings(BaseSettings):
     timeline_yield_factor: float = Field(
         default=6.0,
         description="After a merge that took t seconds, the timeline stage waits factor * t "
-        "(at most 0.5 s) before it gathers its next micro-batch, so that under load the other "
+        "(at most RELWATCH_TIMELINE_YIELD_MAX_S) before it gathers its next micro-batch, so that under load the other "
         "stages run and the next merge takes more mentions at once (its cost grows with the "
         "entries and months it touches, not with the mentions it adds: 6 instead of 1 cut the "
         "event loop's CPU per article by about a fifth, bench/README.md runs 37-41); 0 = no wait",
+    )
+    timeline_yield_max_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="The longest wait after a merge (RELWATCH_TIMELINE_YIELD_FACTOR): under "
+        "load it sets how many mentions the next merge takes, and adds at most this to the "
+        "ingest-to-timeline latency of a loaded worker",
     )
     stage_processes: int = Field(
         default=-1,
