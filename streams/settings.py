@@ -97,10 +97,11 @@ class Settings(BaseSettings):
     timeline_yield_factor: float = Field(
         default=6.0,
         description="After a merge that took t seconds, the timeline stage waits factor * t "
-        "(at most RELWATCH_TIMELINE_YIELD_MAX_S) before it gathers its next micro-batch, so that under load the other "
-        "stages run and the next merge takes more mentions at once (its cost grows with the "
-        "entries and months it touches, not with the mentions it adds: 6 instead of 1 cut the "
-        "event loop's CPU per article by about a fifth, bench/README.md runs 37-41); 0 = no wait",
+        "(at most RELWATCH_TIMELINE_YIELD_MAX_S) before it gathers its next micro-batch, so "
+        "that under load the other stages run and the next merge takes more mentions at once "
+        "(its cost grows with the entries and months it touches, not with the mentions it "
+        "adds: 6 instead of 1 cut the event loop's CPU per article by about a fifth, "
+        "bench/README.md runs 37-41); 0 = no wait",
     )
     timeline_yield_max_s: float = Field(
         default=0.5,
