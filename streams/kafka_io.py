@@ -87,6 +87,9 @@ def read_timeline(
     return sorted(entries.values(), key=lambda e: (e.date, e.id))
 
 
+PARTITIONS_KEPT_S = 30.0
+
+
 class LagProbe:
     """Consumer-group lag, asked repeatedly over the same two clients.
 
@@ -104,7 +107,7 @@ class LagProbe:
         self._servers = bootstrap_servers.split(",")
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
-        self._partitions: dict[tuple[str, ...], list[TopicPartition]] = {}
+        self._partitions: dict[tuple[str, ...], tuple[float, list[TopicPartition]]] = {}
 
     def lag(self, group_id: str, topics: list[str]) -> dict[tuple[str, int], int]:
         """Lag of ``group_id`` per (topic, partition): end offset minus committed offset."""
@@ -137,11 +140,13 @@ class LagProbe:
 
     def _topic_partitions(self, admin: KafkaAdminClient, topics: list[str]
                           ) -> list[TopicPartition]:
-        """The topics' partitions, kept once every topic was found (missing ones are asked
-        for again next time)."""
+        """The topics' partitions, kept for :data:`PARTITIONS_KEPT_S` once every topic was
+        found (missing ones are asked for again next time; added partitions are seen within
+        that time by a long-running probe, such as the monitor's)."""
         key = tuple(topics)
-        if key in self._partitions:
-            return self._partitions[key]
+        kept = self._partitions.get(key)
+        if kept is not None and time.monotonic() - kept[0] < PARTITIONS_KEPT_S:
+            return kept[1]
         described = admin.describe_topics(topics)
         tps = [
             TopicPartition(meta["name"], p["partition_index"])
@@ -150,7 +155,7 @@ class LagProbe:
             for p in sorted(meta["partitions"], key=lambda p: int(p["partition_index"]))
         ]
         if len(described) == len(topics) and all(m["error_code"] == 0 for m in described):
-            self._partitions[key] = tps
+            self._partitions[key] = (time.monotonic(), tps)
         return tps
 
     def close(self) -> None:

@@ -6,10 +6,11 @@ import time
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from streams import kafka_io
 from streams.kafka_io import LagProbe, consumer_lag
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def _first_answer(probe: LagProbe, group: str, topics: list[str]) -> dict[tuple[
 
 
 def test_a_probe_asked_again_sees_new_commits_and_topics_created_since(
-    kafka_bootstrap: str, namespace: str
+    kafka_bootstrap: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, later = f"{namespace}.first", f"{namespace}.later"
     group = f"{namespace}-group"
@@ -62,6 +63,14 @@ def test_a_probe_asked_again_sees_new_commits_and_topics_created_since(
             assert consumer_lag(kafka_bootstrap, group, [first, later]) == asked
             probe.close()  # a dropped connection (a failed question) reconnects on the next
             assert probe.lag(group, [first]) == {(first, 0): 1, (first, 1): 2}
+            # partitions added later: seen once the kept list is older than PARTITIONS_KEPT_S
+            admin.create_partitions({first: NewPartitions(total_count=3)})
+            fresh = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","))  # new metadata
+            fresh.send(first, value=b"z", partition=2)
+            fresh.close()
+            assert (first, 2) not in probe.lag(group, [first])
+            monkeypatch.setattr(kafka_io, "PARTITIONS_KEPT_S", 0.0)
+            assert probe.lag(group, [first]) == {(first, 0): 1, (first, 1): 2, (first, 2): 1}
     finally:
         producer.close()
         admin.delete_topics([t for t in (first, later) if t in admin.list_topics()])
