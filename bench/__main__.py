@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,16 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
+def bench_producer(bootstrap: str) -> KafkaProducer:
+    """The producer every phase sends with."""
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                         max_request_size=16 * 1024 * 1024)
+
+
 def produce(bootstrap: str, topic: str, items: list[StreamItem], rate: float | None = None,
             restamp: bool = False) -> dict[str, float]:
     """Send the items (at ``rate`` per second if given); returns article id -> send time."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             max_request_size=16 * 1024 * 1024)
+    producer = bench_producer(bootstrap)
     sent: dict[str, float] = {}
     start = time.monotonic()
     for n, item in enumerate(items):
@@ -72,8 +77,7 @@ def stamped_payloads(items: list[StreamItem]) -> list[tuple[bytes, bytes]]:
 
 
 def send_payloads(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             max_request_size=16 * 1024 * 1024)
+    producer = bench_producer(bootstrap)
     for key, value in payloads:
         producer.send(topic, key=key, value=value)
     producer.flush(120)
@@ -84,12 +88,7 @@ def passthrough_rate(bootstrap: str, items: list[StreamItem]) -> float:
     topic = f"bench-passthrough-{uuid.uuid4().hex[:8]}"
     payloads = [(i.article.id.encode(), i.article.model_dump_json().encode()) for i in items]
     start = time.monotonic()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             max_request_size=16 * 1024 * 1024)
-    for key, value in payloads:
-        producer.send(topic, key=key, value=value)
-    producer.flush(120)
-    producer.close()
+    send_payloads(bootstrap, topic, payloads)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
@@ -125,15 +124,21 @@ def rss_mb(pid: int, field: str) -> float:
     return float("nan")
 
 
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of ``/proc/PID/stat`` after the command name, from the state on) of
+    every process on the box; a process that ends meanwhile is skipped."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            yield int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (the worker and its stage processes)."""
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    for child, fields in proc_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     tree, pending = [], [pid]
     while pending:
         tree.append(current := pending.pop())
@@ -172,14 +177,7 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds_by_process() -> dict[int, float]:
     """User + system CPU seconds of every process on the box (``/proc/PID/stat``)."""
-    seconds = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seconds[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / _TICKS
-    return seconds
+    return {pid: (int(fields[11]) + int(fields[12])) / _TICKS for pid, fields in proc_stats()}
 
 
 def _is_broker(pid: int) -> bool:
