@@ -443,7 +443,9 @@ async def timeline_agent(stream: Any) -> None:
         # under load, let the other stages run before the next batch is gathered, so that it
         # holds more mentions: a merge's cost is mostly that of the entries and months it
         # touches, which more mentions per merge share
-        pause = min(settings.timeline_yield_factor * merge_s, settings.timeline_yield_max_s)
+        pause = timeline.pause_after_merge(merge_s, len(events), settings.timeline_batch_max,
+                                           settings.timeline_yield_factor,
+                                           settings.timeline_yield_max_s)
         if pause > 0:
             await asyncio.sleep(pause)
 

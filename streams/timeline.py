@@ -2077,6 +2077,21 @@ def apply_mention(state: TimelineState, mention: EventMention) -> list[TimelineC
     return _change(state, added=[doc])
 
 
+def pause_after_merge(merge_s: float, merged: int, batch_max: int, factor: float,
+                      longest: float) -> float:
+    """How long the timeline stage waits after merging ``merged`` mentions in ``merge_s``
+    seconds before it gathers its next micro-batch: ``factor * merge_s``, at most ``longest``.
+
+    Under load the wait lets mentions gather, so that the next merge takes more at once (its
+    cost grows with the entries and months it touches more than with the mentions it adds).
+    A full batch (``batch_max``) says more are already waiting: then the wait would only add
+    to the backlog and to the time a burst takes to drain, so there is none.
+    """
+    if merged >= batch_max:
+        return 0.0
+    return max(0.0, min(factor * merge_s, longest))
+
+
 def apply_mentions(state: TimelineState, mentions: Iterable[EventMention]) -> list[TimelineChange]:
     """Merge a batch of mentions in one pass; return the changes to publish.
 

@@ -31,6 +31,7 @@ from streams.timeline import (
     entry_id_for,
     expire,
     merge_key_compatible,
+    pause_after_merge,
     rebuild_derived,
     rebuild_derived_into,
     replay_changes,
@@ -1094,3 +1095,13 @@ def test_a_rebuild_in_chunks_equals_one_at_once_and_reports_progress() -> None:
     assert dict(fresh.index) == dict(whole.index) == dict(state.index)
     assert list(rebuild_derived_into(empty_derived(TimelineState.in_memory()),
                                      TimelineState.in_memory())) == []
+
+
+def test_the_pause_after_a_merge_grows_with_it_up_to_its_cap_and_a_full_batch_has_none() -> None:
+    # factor 6, cap 1 s, batches of at most 1,024 mentions
+    assert pause_after_merge(0.05, 300, 1024, 6.0, 1.0) == pytest.approx(0.3)
+    assert pause_after_merge(0.4, 300, 1024, 6.0, 1.0) == 1.0  # capped
+    assert pause_after_merge(0.4, 1023, 1024, 6.0, 1.0) == 1.0
+    # a full batch: more mentions are waiting, a pause would only hold them back
+    assert pause_after_merge(0.4, 1024, 1024, 6.0, 1.0) == 0.0
+    assert pause_after_merge(0.05, 300, 1024, 0.0, 1.0) == 0.0  # factor 0: never
