@@ -101,7 +101,8 @@ class Settings(BaseSettings):
         "that under load the other stages run and the next merge takes more mentions at once "
         "(its cost grows with the entries and months it touches, not with the mentions it "
         "adds: 6 instead of 1 cut the event loop's CPU per article by about a fifth, "
-        "bench/README.md runs 37-41); 0 = no wait",
+        "bench/README.md runs 37-41); no wait after a full batch (RELWATCH_TIMELINE_BATCH_MAX: "
+        "more mentions are already waiting); 0 = no wait",
     )
     timeline_yield_max_s: float = Field(
         default=1.0,
