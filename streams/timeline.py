@@ -26,8 +26,9 @@ Clustering is a pure function of the bucket's set of mentions, so it cannot depe
    groups merge, in sorted code order, except codes some story reports side by side; then
    groups of consecutive days with the same code from different stories join;
 2. a month-precision mention joins the day cluster it is compatible with if exactly one exists
-   (narrowed first to clusters with a mention of its very CAMEO code); otherwise it stays with the
-   other unattached month mentions of that month (grouped by compatibility);
+   (narrowed first to clusters with a compatible mention of its very CAMEO code, that is one in
+   its month); otherwise it stays with the other unattached month mentions of that month
+   (grouped by compatibility);
 3. a year-precision mention does the same against the clusters of steps 1-2 within its year.
 
 So coarse dates merge with finer ones (``2024-06`` with ``2024-06-19``) without bridging distinct

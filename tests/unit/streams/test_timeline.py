@@ -593,14 +593,17 @@ def day_clusters(days: list[EventMention]) -> list[list[EventMention]]:
 
 def reference_partition(mentions: list[EventMention]) -> set[frozenset[str]]:
     """The documented clustering, naively (quadratic): day clusters, then coarse mentions
-    attached through merge_key_compatible where exactly one cluster fits."""
+    attached through merge_key_compatible where exactly one cluster fits (narrowed first to
+    the clusters with a compatible member of the same code: a cluster that spans a month's end
+    has the code only if one of its members in the period does)."""
     clusters = day_clusters([m for m in mentions if m.date_precision == "day"])
     for precision in ("month", "year"):
         unattached = []
         attach: list[tuple[list[EventMention], EventMention]] = []
         for m in (x for x in mentions if x.date_precision == precision):
             fits = [c for c in clusters if any(merge_key_compatible(m, x) for x in c)]
-            narrowed = [c for c in fits if any(x.cameo_code == m.cameo_code for x in c)]
+            narrowed = [c for c in fits if any(
+                x.cameo_code == m.cameo_code and merge_key_compatible(m, x) for x in c)]
             chosen = narrowed or fits
             if len(chosen) == 1:
                 attach.append((chosen[0], m))
