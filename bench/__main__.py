@@ -28,7 +28,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bench.stream import StreamItem, build_stream
 from producers.topics import ensure_topics
-from streams.kafka_io import read_topic
+from streams.kafka_io import described_partitions, read_topic
 from streams.pipeline import InProcessPipeline
 from streams.replay import bootstrap_for, delete_namespace_topics
 from streams.runner import WorkerProcess, wait_until_drained
@@ -216,9 +216,7 @@ def messages_by_topic(bootstrap: str, settings: Settings) -> dict[str, int]:
     try:
         ours = [t for t in admin.list_topics()
                 if t.startswith((f"{settings.namespace}.", f"{settings.group_id}-"))]
-        tps = [TopicPartition(meta["name"], p["partition_index"])
-               for meta in admin.describe_topics(ours) if meta["error_code"] == 0
-               for p in meta["partitions"]]
+        tps = described_partitions(admin.describe_topics(ours))
         written: dict[str, int] = {}
         for tp, end in consumer.end_offsets(tps).items():
             written[tp.topic] = written.get(tp.topic, 0) + end

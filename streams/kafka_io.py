@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
@@ -90,6 +91,17 @@ def read_timeline(
 PARTITIONS_KEPT_S = 30.0
 
 
+def described_partitions(described: list[dict[str, Any]]) -> list[TopicPartition]:
+    """The partitions of the topics ``KafkaAdminClient.describe_topics`` found (those it
+    reports an error for are left out), in topic and partition order."""
+    return [
+        TopicPartition(meta["name"], p["partition_index"])
+        for meta in described
+        if meta["error_code"] == 0
+        for p in sorted(meta["partitions"], key=lambda p: int(p["partition_index"]))
+    ]
+
+
 class LagProbe:
     """Consumer-group lag, asked repeatedly over the same two clients.
 
@@ -148,12 +160,7 @@ class LagProbe:
         if kept is not None and time.monotonic() - kept[0] < PARTITIONS_KEPT_S:
             return kept[1]
         described = admin.describe_topics(topics)
-        tps = [
-            TopicPartition(meta["name"], p["partition_index"])
-            for meta in described
-            if meta["error_code"] == 0
-            for p in sorted(meta["partitions"], key=lambda p: int(p["partition_index"]))
-        ]
+        tps = described_partitions(described)
         if len(described) == len(topics) and all(m["error_code"] == 0 for m in described):
             self._partitions[key] = (time.monotonic(), tps)
         return tps
