@@ -3,7 +3,8 @@
 State is three ``MutableMapping``s with string keys and JSON-friendly values, so that the
 agent can pass changelog-backed Faust tables and tests can pass dicts:
 
-* ``exact``: content hash → ``{"id", "ts"}`` of the first article with that text;
+* ``exact``: content hash → ``(id, ts)`` of the first article with that text (a pair: a third
+  of the memory of an ``{"id", "ts"}`` dict);
 * ``bands``: a :class:`BandIndex`, LSH band key (:func:`lsh_band_keys`) → the ids of the
   unique articles in that bucket, oldest first (the ingest time of an id is its ``signatures``
   record's);
@@ -15,8 +16,9 @@ agent can pass changelog-backed Faust tables and tests can pass dicts:
 Values are always replaced, never mutated in place: a Faust table only sees ``table[k] = v``.
 The worker keeps only ``signatures`` in a changelog-backed table; ``exact`` and ``bands`` are
 derived from it in memory (:func:`rebuild_index`), hence their compact, non-JSON shapes: per
-unique article one 684-character signature string, and 64 band entries of about 13 bytes each
-in numpy arrays (they were Python ints in a dict, about 90 bytes each).
+unique article the low 16 bits of its 128 signature values (256 bytes, :func:`held_signature`)
+and 64 band entries of 8 bytes, in numpy arrays (they were Python ints in a dict, about 90
+bytes each).
 
 Similarity is the Jaccard index of word bigram sets, estimated by MinHash (128 hash functions
 of the multiply-shift family over 32-bit shingle hashes: numpy, no per-process salt, so
@@ -63,6 +65,7 @@ __all__ = [
     "evict_older_than",
     "eviction_queue",
     "fold_band_key",
+    "held_signature",
     "lsh_band_keys",
     "minhash_signature",
     "pack_signature",
@@ -135,7 +138,8 @@ class BandIndex(Mapping[int, list[str]]):
     cap, which only adds candidates, each verified against its signature.
 
     Article ids are stored once, as slots, each with the article's signature and ingest time
-    (a row of a uint32 matrix: 512 bytes for 128 values), so that checking a candidate reads
+    (the low 16 bits of each value, :func:`held_signature`: a row of a uint16 matrix, 256 bytes
+    for 128 values), so that checking a candidate reads
     no table: the candidates of an article grow with the window (on the bench stream about 5
     per article over its first 1,000 articles, 36 over its fourth 1,000), and each read from a
     RocksDB table with its JSON decode cost tens of microseconds. As a ``Mapping`` (for tests
@@ -151,7 +155,7 @@ class BandIndex(Mapping[int, list[str]]):
         self._slots: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)  # -1: gone
         self._delta: dict[int, list[int]] = {}
         self._delta_entries = 0
-        self._sigs: npt.NDArray[np.uint32] = np.zeros((0, 0), dtype=np.uint32)
+        self._sigs: npt.NDArray[np.uint16] = np.zeros((0, 0), dtype=np.uint16)
         self._stamps: npt.NDArray[np.float64] = np.zeros(0)
 
     # --- the detector's operations -------------------------------------------------------
@@ -169,9 +173,10 @@ class BandIndex(Mapping[int, list[str]]):
         return list(out)
 
     def signatures_of(self, article_ids: list[str]
-                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint32]]:
-        """The ingest times and signatures (rows) of ``article_ids`` (ids the index holds, as
-        :meth:`candidates` gives them), in that order."""
+                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint16]]:
+        """The ingest times and held signatures (rows, :func:`held_signature`) of
+        ``article_ids`` (ids the index holds, as :meth:`candidates` gives them), in that
+        order."""
         slots = [self._slot_of[a] for a in article_ids]
         return self._stamps[slots], self._sigs[slots]
 
@@ -244,13 +249,13 @@ class BandIndex(Mapping[int, list[str]]):
             raise ValueError(f"signatures of {width} values in an index of {self._sigs.shape[1]}")
         if slot >= len(self._stamps) or self._sigs.shape[1] != width:
             size = max(slot + 1, 2 * len(self._stamps), 64)
-            sigs = np.zeros((size, width), dtype=np.uint32)
+            sigs = np.zeros((size, width), dtype=np.uint16)
             if self._sigs.size:
                 sigs[:len(self._sigs)] = self._sigs
             stamps = np.zeros(size)
             stamps[:len(self._stamps)] = self._stamps
             self._sigs, self._stamps = sigs, stamps
-        self._sigs[slot] = signature
+        self._sigs[slot] = held_signature(signature)
         self._stamps[slot] = ts
 
     def _ranges(self, folded: list[int]) -> tuple[list[int], list[int]]:
@@ -434,6 +439,16 @@ def lsh_band_keys(signature: Signature | list[int], rows_per_band: int = 2) -> l
     return keys
 
 
+def held_signature(signature: Signature | list[int]) -> npt.NDArray[np.uint16]:
+    """The low 16 bits of each MinHash value: what the band index keeps of a signature to check
+    its candidates (b-bit MinHash). Two unequal 32-bit values agree in their low 16 bits with
+    probability 2^-16, so a 128-slot estimate gains a spurious equal slot about once in 500
+    comparisons of unrelated texts, and a verdict can move only when that slot lands on the
+    threshold; half the memory of the full values.
+    """
+    return (np.asarray(signature, dtype=np.uint32) & 0xFFFF).astype(np.uint16)
+
+
 def estimated_similarity(left: Signature | list[int], right: Signature | list[int]) -> float:
     """Share of equal slots of two signatures of the same length (estimated Jaccard)."""
     if len(left) == 0 or len(left) != len(right):
@@ -473,11 +488,11 @@ def check_and_remember(
         return verdict
 
     horizon = now - config.window_s
-    first = state.exact.get(article.content_hash)
-    if first is not None and float(first.get("ts", 0.0)) < horizon:
+    first = _first_copy(state.exact.get(article.content_hash))
+    if first is not None and first[1] < horizon:
         first = None  # outside the window: forgotten, whether or not eviction ran yet
-    if first is not None and first.get("id") != article.id:
-        verdict = DedupeVerdict("exact", str(first["id"]), 1.0)
+    if first is not None and first[0] != article.id:
+        verdict = DedupeVerdict("exact", first[0], 1.0)
         _remember_duplicate(state, article.id, verdict, now)
         return verdict
 
@@ -538,9 +553,9 @@ def _remember_unique(
 ) -> None:
     """Make a unique article a candidate: its exact hash and LSH bands. Idempotent, so that a
     replay after a crash repairs writes the crash lost (tables are separate changelogs)."""
-    first = state.exact.get(article.content_hash)
-    if first is None or float(first.get("ts", 0.0)) < ts - config.window_s:
-        state.exact[article.content_hash] = {"id": article.id, "ts": ts}
+    first = _first_copy(state.exact.get(article.content_hash))
+    if first is None or first[1] < ts - config.window_s:
+        state.exact[article.content_hash] = (article.id, ts)
     if not banded:
         return
     if keys is None:
@@ -567,7 +582,7 @@ def _best_candidate(
     others = held_sigs[fresh]
     if not ids or width == 0:
         return None
-    equal: list[int] = np.count_nonzero(others == signature, axis=1).tolist()
+    equal: list[int] = np.count_nonzero(others == held_signature(signature), axis=1).tolist()
     best: tuple[str, float, float] | None = None
     for cid, ts, same in zip(ids, stamps, equal, strict=True):
         similarity = same / width
@@ -576,6 +591,12 @@ def _best_candidate(
         if best is None or similarity > best[1] or (similarity == best[1] and ts < best[2]):
             best = (cid, similarity, ts)
     return (best[0], best[1]) if best is not None else None
+
+
+def _first_copy(entry: Any) -> tuple[str, float] | None:
+    """An ``exact`` value as (article id, ingest time): a tuple, or a list once a JSON table
+    held it."""
+    return None if entry is None else (str(entry[0]), float(entry[1]))
 
 
 def _remember_duplicate(
@@ -638,7 +659,7 @@ def rebuild_index_into(
         rec = signatures[aid]
         digest = rec.get("hash")
         if digest and digest not in exact:
-            exact[digest] = {"id": aid, "ts": ts}
+            exact[digest] = (aid, ts)
         if rec.get("banded", True):
             signature = unpack_signature(rec["sig"])
             keys = lsh_band_keys(signature, config.rows_per_band)
@@ -675,8 +696,8 @@ def evict_older_than(state: DedupeState, cutoff_ts: float) -> int:
         gone.add(article_id)
         removed += 1
         digest = str(record.get("hash") or "") if record else ""
-        first = state.exact.get(digest) if digest else None
-        if first is not None and first.get("id") == article_id:
+        first = _first_copy(state.exact.get(digest)) if digest else None
+        if first is not None and first[0] == article_id:
             del state.exact[digest]
             removed += 1
     if gone:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -103,6 +104,25 @@ def test_every_pair_separately(articles: list[CleanArticle]) -> None:
             assert set(dedupe.lsh_band_keys(sigs[left.id])) & set(
                 dedupe.lsh_band_keys(sigs[right.id])
             )
+
+
+def test_the_index_estimates_from_16_bits_as_from_the_full_values(
+    articles: list[CleanArticle],
+) -> None:
+    """The band index keeps the low 16 bits of each MinHash value (half the memory): the
+    verdicts on the corpus's wire pairs carry the similarity of the full signatures."""
+    held = dedupe.held_signature(dedupe.minhash_signature(articles[0].text))
+    assert held.dtype == np.uint16 and held.nbytes == 2 * dedupe.DEFAULT_CONFIG.num_perm
+    by_id = {a.id: a for a in articles}
+    for pair in WIRE_PAIRS:
+        first, second = (by_id[i] for i in sorted(pair))
+        state = _state()
+        dedupe.check_and_remember(first, state, now=INGEST)
+        verdict = dedupe.check_and_remember(second, state, now=INGEST + 1)
+        full = dedupe.estimated_similarity(dedupe.minhash_signature(first.text),
+                                           dedupe.minhash_signature(second.text))
+        assert verdict.kind == "near" and verdict.duplicate_of == first.id
+        assert verdict.similarity == round(full, 4)
 
 
 def test_a_repost_of_a_corpus_article(articles: list[CleanArticle]) -> None:
@@ -256,7 +276,7 @@ def test_eviction_reads_what_goes_not_the_whole_state() -> None:
     assert signatures.reads == 190  # one read per record that goes, none of the 10 that stay
     assert dict(signatures) == kept and removed >= 2 * 190
     assert {i for b in state.bands.values() for i in _ids(b)} <= set(kept)
-    assert {v["id"] for v in state.exact.values()} == set(kept)
+    assert {v[0] for v in state.exact.values()} == set(kept)
     assert dedupe.evict_older_than(state, cutoff_ts=190.0) == 0
 
 
