@@ -135,7 +135,10 @@ def _tokens(text: str) -> tuple[Token, ...]:
 
 
 @lru_cache(maxsize=4)
-def _morph(lang: str) -> Any:
+def morph_analyzer(lang: str) -> Any:
+    """pymorphy3's analyzer of ``lang`` (ru, uk), loaded on first use, one per process: each
+    instance loads its own copy of the dictionary (about 14 MB), so the cleaner's dictionary
+    checks use this one too."""
     import pymorphy3
 
     return pymorphy3.MorphAnalyzer(lang=lang)
@@ -146,7 +149,7 @@ def lemma(word: str, lang: str) -> str:
     """The dictionary form of a word (lower case); the word itself when no lemmatizer applies."""
     low = word.lower()
     if lang in ("ru", "uk"):
-        return str(_morph(lang).parse(low)[0].normal_form)
+        return str(morph_analyzer(lang).parse(low)[0].normal_form)
     if lang == "bg":
         import simplemma
 
@@ -159,7 +162,7 @@ def morph_tag(word: str, lang: str) -> str:
     """pymorphy3's grammatical tag of the most likely parse (ru/uk), else ''."""
     if lang not in ("ru", "uk"):
         return ""
-    return str(_morph(lang).parse(word.lower())[0].tag)
+    return str(morph_analyzer(lang).parse(word.lower())[0].tag)
 
 
 def stem(word: str, lang: str) -> str:

@@ -37,6 +37,7 @@ from schemas.models import CleanArticle, PublishedSource, RawArticle
 
 from .datafiles import load_yaml
 from .errors import RejectedInput
+from .gazetteer import morph_analyzer
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -616,20 +617,13 @@ def _should_split(left: str, right: str, dict_langs: Sequence[str]) -> bool:
     return any(_known_word(left, lang) and _known_word(right, lang) for lang in dict_langs)
 
 
-@cache
-def _morph_analyzer(lang: str) -> Any:
-    import pymorphy3  # ru / uk dictionaries: ~25 MB each, loaded on first use
-
-    return pymorphy3.MorphAnalyzer(lang=lang)
-
-
 @lru_cache(maxsize=65_536)
 def _known_word(word: str, lang: str) -> bool:
     """Is ``word`` a dictionary word of ``lang``? pymorphy3 for ru/uk, simplemma otherwise."""
     lowered = word.lower()
     try:
         if lang in ("ru", "uk"):
-            return bool(_morph_analyzer(lang).word_is_known(lowered))
+            return bool(morph_analyzer(lang).word_is_known(lowered))
         import simplemma
 
         return bool(simplemma.is_known(lowered, lang=lang))

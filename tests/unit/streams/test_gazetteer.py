@@ -66,3 +66,17 @@ def test_capital_is_a_place_after_a_preposition_and_an_actor_as_subject() -> Non
 def test_country_adjective_with_military_noun() -> None:
     actors, _ = recognize_actors("North Korean troops were seen.", "en")
     assert actors[0].code == "PRKMIL"
+
+
+def test_the_cleaner_and_the_gazetteer_load_one_dictionary_per_language() -> None:
+    """pymorphy3 loads a dictionary per analyzer (about 14 MB): the cleaner's glued-word check
+    and the gazetteer's lemmas must use the same one."""
+    from streams import gazetteer, normalize
+
+    gazetteer.morph_analyzer.cache_clear()
+    normalize._known_word.cache_clear()
+    gazetteer.lemma.cache_clear()
+    assert normalize._known_word("Москва", "ru")
+    assert gazetteer.lemma("Москвы", "ru") == "москва"
+    info = gazetteer.morph_analyzer.cache_info()
+    assert (info.misses, info.currsize) == (1, 1) and info.hits >= 1
