@@ -46,6 +46,7 @@ from .metrics import (
     MENTIONS,
     NEWEST_ENTRY_TS,
     PROCESSED,
+    TABLE_MEMORY,
     TIMELINE_CHANGES,
     TIMELINE_MERGE_MENTIONS,
     TIMELINE_MERGE_SECONDS,
@@ -509,6 +510,36 @@ if settings.lag_metrics_interval_s > 0:
             await asyncio.get_running_loop().run_in_executor(None, _export_consumer_lag)
         except Exception as exc:  # a metric, never a reason to disturb the agents
             log.warning("consumer_lag_unavailable", error=repr(exc))
+
+
+# --- ops: what the tables' RocksDB stores hold in RAM --------------------------------------
+_ROCKSDB_MEMORY = {
+    "block_cache": "rocksdb.block-cache-usage",
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "table_readers": "rocksdb.estimate-table-readers-mem",
+}
+
+
+def table_memory() -> dict[tuple[str, str], int]:
+    """(table, kind) -> bytes, summed over the table's partitions (empty with memory://)."""
+    out: dict[tuple[str, str], int] = {}
+    for table in (dedupe_signatures, timeline_mentions, timeline_reposts):
+        for db in (getattr(table.data, "_dbs", None) or {}).values():
+            for kind, prop in _ROCKSDB_MEMORY.items():
+                value = db.property_int_value(prop) or 0
+                out[(table.name, kind)] = out.get((table.name, kind), 0) + int(value)
+    return out
+
+
+if settings.lag_metrics_interval_s > 0:
+
+    @app.timer(interval=settings.lag_metrics_interval_s)
+    async def _table_memory_timer() -> None:
+        try:
+            for (table, kind), size in table_memory().items():
+                TABLE_MEMORY.labels(table=table, kind=kind).set(size)
+        except Exception as exc:  # a metric, never a reason to disturb the agents
+            log.warning("table_memory_unavailable", error=repr(exc))
 
 
 # --- a record that never reached its stream ----------------------------------------------

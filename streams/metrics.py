@@ -46,6 +46,12 @@ TIMELINE_MERGE_SECONDS = Histogram(
     "Seconds one timeline merge pass took, publishing included",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+TABLE_MEMORY = Gauge(
+    "relwatch_table_memory_bytes",
+    "RAM a table's RocksDB store holds, by kind: block_cache, memtables, table_readers (the "
+    "index and filter blocks of its files)",
+    ["table", "kind"],
+)
 CONSUMER_LAG = Gauge(
     "relwatch_consumer_lag_messages",
     "Messages of a topic partition the worker's consumer group has not yet committed",

@@ -151,8 +151,8 @@ class Settings(BaseSettings):
     )
     lag_metrics_interval_s: float = Field(
         default=15.0,
-        description="How often the worker exports its group's consumer lag on /metrics "
-        "(0 = never)",
+        description="How often the worker exports its group's consumer lag and the RAM its "
+        "tables' RocksDB stores hold on /metrics (0 = never)",
     )
     commit_hole_refetch_s: float = Field(
         default=15.0,

@@ -72,6 +72,25 @@ def _assert_lag_exported(base: str, settings: Settings) -> None:
         time.sleep(0.5)
 
 
+def _assert_table_memory_exported(base: str, settings: Settings) -> None:
+    """The RAM of each table's RocksDB store, by kind: the mentions table has written (its
+    memtables hold the mentions) once an article reached the timeline."""
+    deadline = time.monotonic() + 30
+    while True:
+        found: dict[tuple[str, str], float] = {}
+        for family in text_string_to_metric_families(httpx.get(f"{base}/metrics",
+                                                                timeout=10).text):
+            if family.name == "relwatch_table_memory_bytes":
+                found |= {(s.labels["table"], s.labels["kind"]): s.value for s in family.samples}
+        tables = {table for table, _ in found}
+        if found.get(("timeline-mentions", "memtables"), 0) > 0:
+            assert tables == {"dedupe-signatures", "timeline-mentions", "timeline-reposts"}
+            assert {kind for _, kind in found} == {"block_cache", "memtables", "table_readers"}
+            return
+        assert time.monotonic() < deadline, found
+        time.sleep(0.5)
+
+
 def test_api_and_server_sent_events(kafka_bootstrap: str, namespace: str, tmp_path: Path) -> None:
     settings = load_settings(namespace=namespace, data_dir=tmp_path / "state",
                              commit_interval_s=0.2, lag_metrics_interval_s=1.0)
@@ -117,6 +136,8 @@ def test_api_and_server_sent_events(kafka_bootstrap: str, namespace: str, tmp_pa
         assert 'relwatch_stage_processed_total{stage="normalize"} 2.0' in metrics
         assert "relwatch_ingest_to_timeline_seconds_bucket" in metrics
         _assert_lag_exported(base, settings)
+        if settings.store.startswith("rocksdb"):
+            _assert_table_memory_exported(base, settings)
     finally:
         producer.close()
         worker.stop()
