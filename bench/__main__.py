@@ -26,7 +26,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from bench.stream import StreamItem, build_stream
+from bench.stream import StreamItem, build_stream, corpus_files
 from producers.topics import ensure_topics
 from streams.kafka_io import described_partitions, read_topic
 from streams.pipeline import InProcessPipeline
@@ -381,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
 
     items = build_stream(args.articles, seed=1)
     log(f"stream: {len(items)} articles, "
-        f"{sum(i.wire_group != i.article.id for i in items)} reposts")
+        f"{sum(i.wire_group != i.article.id for i in items)} reposts, from "
+        + ", ".join(str(p) for p in corpus_files()))  # the shared corpora, else examples/
     result: dict[str, float] = {"articles": float(len(items))}
     rate, costs, pipeline = in_process_rate(items, args.in_process_batch)
     result |= {"in_process_rate": rate, "in_process_ms_p50": statistics.median(costs),
