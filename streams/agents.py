@@ -521,7 +521,10 @@ _ROCKSDB_MEMORY = {
 
 
 def table_memory() -> dict[tuple[str, str], int]:
-    """(table, kind) -> bytes, summed over the table's partitions (empty with memory://)."""
+    """(table, kind) -> bytes, summed over the table's partitions (empty with memory://).
+
+    Faust's RocksDB store keeps its open databases (``rocksdict.Rdict``) by partition in
+    ``_dbs``, not a public attribute: a store without it reports nothing."""
     out: dict[tuple[str, str], int] = {}
     for table in (dedupe_signatures, timeline_mentions, timeline_reposts):
         for db in (getattr(table.data, "_dbs", None) or {}).values():

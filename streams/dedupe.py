@@ -139,10 +139,10 @@ class BandIndex(Mapping[int, list[str]]):
 
     Article ids are stored once, as slots, each with the article's signature and ingest time
     (the low 16 bits of each value, :func:`held_signature`: a row of a uint16 matrix, 256 bytes
-    for 128 values), so that checking a candidate reads
-    no table: the candidates of an article grow with the window (on the bench stream about 5
-    per article over its first 1,000 articles, 36 over its fourth 1,000), and each read from a
-    RocksDB table with its JSON decode cost tens of microseconds. As a ``Mapping`` (for tests
+    for 128 values), so that checking a candidate reads no table: the candidates of an article
+    grow with the window (on the bench stream about 5 per article over its first 1,000
+    articles, 36 over its fourth 1,000), and each read from a RocksDB table with its JSON
+    decode cost tens of microseconds. As a ``Mapping`` (for tests
     and inspection) it is the buckets by short key; the detector uses :meth:`candidates`,
     :meth:`signatures_of`, :meth:`add` and :meth:`retain`.
     """
@@ -442,7 +442,7 @@ def lsh_band_keys(signature: Signature | list[int], rows_per_band: int = 2) -> l
 def held_signature(signature: Signature | list[int]) -> npt.NDArray[np.uint16]:
     """The low 16 bits of each MinHash value: what the band index keeps of a signature to check
     its candidates (b-bit MinHash). Two unequal 32-bit values agree in their low 16 bits with
-    probability 2^-16, so a 128-slot estimate gains a spurious equal slot about once in 500
+    probability 2^-16, so a 128-slot estimate gains a spurious equal slot about once in 512
     comparisons of unrelated texts, and a verdict can move only when that slot lands on the
     threshold; half the memory of the full values.
     """

@@ -880,7 +880,8 @@ the cost of publishing it stay bounded however many reports it gathers."""
 # validated again and again: both are immutable models, built once per distinct content. The
 # entry counts of the busy entries (``_AGGREGATES``) hold their cited evidence themselves, so
 # this cache serves the rest: 4,096 models merged as fast as 16,384 on the bench stream, for
-# about 20 MB less (bench/README.md, session 12).
+# about 15 MB less at 50,000 articles, net of the copies the counts now keep themselves
+# (bench/README.md, session 12).
 _MODEL_CACHE_SIZE = 4_096
 _EVIDENCE_CACHE: dict[tuple[Any, ...], MentionEvidence] = {}
 _PLACE_CACHE: dict[tuple[Any, ...], Place] = {}
