@@ -244,6 +244,29 @@ def test_no_commit_over_a_hole_at_offset_zero() -> None:
     assert Consumer._new_offset(_consumer_with({tp: [0, 1, 2]}, {tp: 0}), tp) == 3
 
 
+def test_a_gap_in_a_topic_never_compacted_is_a_hole_not_consumed_offsets() -> None:
+    """Faust takes a jump in a stream's offsets for a compacted gap and commits over it; on the
+    worker's inputs, which are never compacted, the jump is records that never reached their
+    stream: no commit over them, and the hole repair sees them."""
+    from aiokafka.structs import TopicPartition
+
+    faust_fixes.install()
+    raw = TopicPartition("ns.articles.raw", 0)
+    timeline = TopicPartition("ns.timeline.entries", 0)
+    for tp in (raw, timeline):
+        consumer = _consumer_with({tp: [1381, 1382]}, {tp: 1018})
+        consumer._gap[tp].addi(1018, 1381)  # Faust's _add_gap(tp, 1018, 1380)
+        committed = Consumer._new_offset(consumer, tp)
+        if tp is raw:
+            assert committed is None and not consumer._gap.get(tp)
+            assert faust_fixes.commit_hole(consumer, tp) == (1018, 1381)
+        else:  # a compacted topic keeps Faust's behaviour
+            assert committed == 1383
+    assert faust_fixes.never_compacted("articles.unique")
+    assert not faust_fixes.never_compacted("ns.timeline.entries")
+    assert not faust_fixes.never_compacted("ns.not-articles.raw")
+
+
 def test_first_hole() -> None:
     assert faust_fixes.first_hole([4, 5, 7], 1) == (1, 4)
     assert faust_fixes.first_hole([1, 2], 1) is None
