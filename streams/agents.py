@@ -526,7 +526,7 @@ def table_memory() -> dict[tuple[str, str], int]:
     Faust's RocksDB store keeps its open databases (``rocksdict.Rdict``) by partition in
     ``_dbs``, not a public attribute: a store without it reports nothing."""
     out: dict[tuple[str, str], int] = {}
-    for table in (dedupe_signatures, timeline_mentions, timeline_reposts):
+    for table in app.tables.values():  # every table the app registered
         for db in (getattr(table.data, "_dbs", None) or {}).values():
             for kind, prop in _ROCKSDB_MEMORY.items():
                 value = db.property_int_value(prop) or 0

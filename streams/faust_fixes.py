@@ -258,8 +258,7 @@ _NOT_COMPACTED = tuple(spec.name for spec in WORKER_INPUT_TOPICS if not spec.com
 
 def never_compacted(topic: str) -> bool:
     """Whether ``topic`` (namespaced or not) is one of the worker's non-compacted inputs."""
-    return topic.endswith(_NOT_COMPACTED) and any(
-        topic == name or topic.endswith("." + name) for name in _NOT_COMPACTED)
+    return any(topic == name or topic.endswith("." + name) for name in _NOT_COMPACTED)
 
 
 def _new_offset_below_holes(self: Any, tp: Any) -> int | None:
