@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.models import DuplicateNotice, EventMention, TimelineEntry
+from schemas.models import DuplicateNotice, EventMention, Place, TimelineEntry
 from streams.errors import RejectedInput
 from streams.timeline import (
     CoalescedChanges,
@@ -36,6 +36,7 @@ from streams.timeline import (
     rebuild_derived_into,
     replay_changes,
     retract_mention,
+    share_strings,
 )
 
 T0 = datetime(2024, 6, 20, tzinfo=UTC).timestamp()
@@ -988,6 +989,29 @@ def test_compact_mentions_read_legacy_dicts_and_forget_their_cache() -> None:
     assert store["m2"]["tone"] == -1.0  # read again from the backing table
     del store["m2"]
     assert "m2" not in backing and store.get("m2") is None
+
+
+def test_documents_read_back_share_their_names_and_repeated_values() -> None:
+    """Two mentions decoded apart hold one object per field name and per repeated value (the
+    codes, actors, date, places), not a copy each, and are equal to what was stored."""
+    place = Place(name="Vladivostok", lat=43.1, lon=131.9, country="RU")
+    first, second = (mention(mid, places=[place], actors=["RUSGOV", "PRKGOV"])
+                     for mid in ("m1", "m2"))
+    backing: dict[str, Any] = {}
+    store = CompactMentions(backing, cache_size=1)
+    for m in (first, second):
+        store[m.mention_id] = m.model_dump(mode="json")
+    store.clear_cache()
+    a, b = store["m1"], store["m2"]
+    assert a == first.model_dump(mode="json") and b == second.model_dump(mode="json")
+    assert all(x is y for x, y in zip(a, b, strict=True))  # the field names
+    for name in ("cameo_code", "source_actor", "target_actor", "date", "lang"):
+        assert a[name] is b[name], name
+    assert a["actors"][0] is b["actors"][0]
+    assert a["places"][0]["name"] is b["places"][0]["name"]
+    assert a["mention_id"] != b["mention_id"]
+    decoded = json.loads(backing["m1"])
+    assert share_strings(decoded) == decoded and share_strings(decoded) is not decoded
 
 
 class _ReadCounting(dict[str, Any]):
