@@ -330,8 +330,7 @@ class KnownKeys(MutableMapping[str, Any]):
 
 _SHARED_STRINGS: dict[str, str] = {}
 _SHARED_STRINGS_MAX = 65_536
-_UNSHARED_FIELDS = frozenset(
-    ("mention_id", "article_id", "wire_id", "url", "quote", "published", "sentence_index"))
+_UNSHARED_FIELDS = frozenset(("mention_id", "article_id", "wire_id", "url", "quote", "published"))
 
 
 def _shared(value: str) -> str:
@@ -359,13 +358,19 @@ def share_strings(doc: Mapping[str, Any]) -> dict[str, Any]:
             if name not in _UNSHARED_FIELDS:
                 value = _shared(value)
         elif kind is list and value:
-            value = [_shared(item) if type(item) is str
-                     else {_shared(k): _shared(v) if type(v) is str else v
-                           for k, v in item.items()} if type(item) is dict
-                     else item
-                     for item in value]
+            value = [_shared_item(item) for item in value]  # actors, entities, places
         out[name] = value
     return out
+
+
+def _shared_item(item: Any) -> Any:
+    """A list item of a mention document with its strings shared (a place: its keys and
+    string values)."""
+    if type(item) is str:
+        return _shared(item)
+    if type(item) is dict:
+        return {_shared(k): _shared(v) if type(v) is str else v for k, v in item.items()}
+    return item
 
 
 class CompactMentions(MutableMapping[str, Any]):
