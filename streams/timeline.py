@@ -931,7 +931,7 @@ the cost of publishing it stay bounded however many reports it gathers."""
 # (bench/README.md, session 12).
 _MODEL_CACHE_SIZE = 4_096
 _EVIDENCE_CACHE: dict[tuple[Any, ...], MentionEvidence] = {}
-_EVIDENCE_FIELDS_SET = set(MentionEvidence.model_fields)
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}  # one shared object per set of names
 _PLACE_CACHE: dict[tuple[Any, ...], Place] = {}
 
 
@@ -964,10 +964,13 @@ def _evidence(d: Mapping[str, Any], day: str, prec: int) -> MentionEvidence:
             date_precision=fields[8],
             date_source=fields[9],
         )
-        # every field is passed, so every model's set of fields set is the same: share one
-        # (a set of 10 names is 728 bytes, two thirds of a model; the entries' counts hold
-        # thousands of these models). Frozen models never add to it; model_copy copies it.
-        object.__setattr__(cached, "__pydantic_fields_set__", _EVIDENCE_FIELDS_SET)
+        # the models' sets of fields set are all alike (every field is passed): share one
+        # per distinct set (10 names take 728 bytes, two thirds of a model; the entries'
+        # counts hold thousands of these models). Frozen models never add to it, and
+        # model_copy copies it before changing it.
+        fields_set = cached.model_fields_set
+        object.__setattr__(cached, "__pydantic_fields_set__",
+                           _FIELDS_SETS.setdefault(frozenset(fields_set), fields_set))
         if cacheable:
             if len(_EVIDENCE_CACHE) >= _MODEL_CACHE_SIZE:
                 _EVIDENCE_CACHE.clear()
