@@ -5,7 +5,9 @@ Measures, on the same generated stream (bench/stream.py):
   in-process   the whole pipeline logic without Kafka (streams.pipeline)
   end-to-end   articles.raw -> timeline.entries through the broker and a worker
   latency      ingest -> first timeline record of an article at a fixed offered rate
-  memory       the worker's peak RSS, and its RSS after --rss-articles articles
+  memory       the worker's peak RSS, and its RSS after --rss-articles articles: as the last
+               one drains, and at rest --settle-seconds later (by default long enough for the
+               worker's quiet-time heap release, RELWATCH_MALLOC_TRIM_IDLE_S)
 Prints a table, and with ``--json`` a last line holding one JSON object.
 """
 
@@ -248,7 +250,7 @@ def fresh(settings: Settings, workdir: Path) -> Settings:
 
 
 def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], workdir: Path,
-               workers: int, rss_articles: int) -> dict[str, float]:
+               workers: int, rss_articles: int, settle_s: float = 0.0) -> dict[str, float]:
     ensure_topics(bootstrap, settings.namespace,
                   partitions_override={"articles.unique": settings.unique_partitions})
     procs = [WorkerProcess(settings, bootstrap, workdir / f"e2e-{i}.log", name=f"w{i}").start()
@@ -298,7 +300,14 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
             log(f"rss phase: {processed} articles, worker RSS {memory['worker_rss_mb']:.0f} MB "
                 f"(main {memory['worker_main_rss_mb']:.0f}, stage processes "
                 f"{memory['stage_processes_rss_mb']:.0f}), PSS {memory['worker_pss_mb']:.0f} MB")
+        drained = worker_memory(procs[0].proc.pid)  # type: ignore[union-attr]
+        result["rss_mb_at_drain"] = drained["worker_rss_mb"]
+        time.sleep(settle_s)  # at rest: what the worker keeps once the stream goes quiet
         memory = worker_memory(procs[0].proc.pid)  # type: ignore[union-attr]
+        log(f"rss at rest, {settle_s:.0f} s after the last article drained: worker RSS "
+            f"{memory['worker_rss_mb']:.0f} MB (main {memory['worker_main_rss_mb']:.0f}, stage "
+            f"processes {memory['stage_processes_rss_mb']:.0f}), PSS "
+            f"{memory['worker_pss_mb']:.0f} MB")
         # the worker is its process and its stage processes: RSS summed over them (pages they
         # share counted in each, so this errs high; worker_pss_mb counts them once)
         result["rss_mb_after_100k"] = memory["worker_rss_mb"]
@@ -374,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rss-articles", type=int, default=100_000)
+    parser.add_argument("--settle-seconds", type=float, default=None,
+                        help="wait after the memory phase drains before the RSS at rest "
+                        "(default: two of the worker's quiet-time checks and a second)")
     parser.add_argument("--in-process-batch", type=int, default=128,
                         help="articles the in-process pipeline merges in one pass")
     parser.add_argument("--json", action="store_true")
@@ -400,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         result["passthrough_rate"] = passthrough_rate(bootstrap, items)
         log(f"passthrough: {result['passthrough_rate']:.0f} articles/s")
         e2e_settings = fresh(settings, workdir)
+        settle_s = (args.settle_seconds if args.settle_seconds is not None
+                    else 2 * e2e_settings.malloc_trim_idle_s + 1)
         result |= end_to_end(bootstrap, e2e_settings, items, workdir, args.workers,
-                             args.rss_articles)
+                             args.rss_articles, settle_s)
         log(f"end-to-end: {result['end_to_end_rate']:.0f} articles/s")
         delete_namespace_topics(bootstrap, e2e_settings)
         lat_settings = fresh(settings, workdir)

@@ -8,6 +8,7 @@ changelog-backed Faust tables that the pure functions receive as plain mappings.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -51,8 +52,10 @@ from .metrics import (
     TIMELINE_MERGE_MENTIONS,
     TIMELINE_MERGE_SECONDS,
     TIMELINE_SIZE,
+    processed_total,
 )
 from .web import broadcast, register_pages, sse_event
+from .worker import IdleTrim
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +94,8 @@ timeline_reposts = _table("timeline-reposts")
 _stored_reposts = timeline.KnownKeys(timeline_reposts)  # absent keys answered from memory
 timeline.set_aggregate_cache(settings.timeline_aggregate_members)
 _derived: dict[str, Any] = {
-    "exact": {}, "bands": dedupe.BandIndex(), "ages": [], "index": {},
+    "exact": {}, "bands": dedupe.BandIndex(), "ages": [],
+    "index": timeline.PackedDocs(cache_size=settings.timeline_index_docs_in_use),
     "entries": timeline.CompressedEntries(),
 }
 
@@ -321,7 +325,7 @@ async def _repair_after_assignment() -> None:
     fresh = timeline.empty_derived(stored)
     for _ in timeline.rebuild_derived_into(fresh, stored):
         await asyncio.sleep(0)  # heartbeats and the other stages run between chunks
-    _derived["index"], _derived["entries"] = dict(fresh.index), fresh.entries
+    _derived["index"], _derived["entries"] = fresh.index, fresh.entries
     log.info("timeline_state_rebuilt", mentions=len(timeline_mentions),
              reposts=len(timeline_reposts), entries=len(fresh.entries))
     bootstrap = settings.bootstrap
@@ -543,6 +547,28 @@ if settings.lag_metrics_interval_s > 0:
                 TABLE_MEMORY.labels(table=table, kind=kind).set(size)
         except Exception as exc:  # a metric, never a reason to disturb the agents
             log.warning("table_memory_unavailable", error=repr(exc))
+
+
+# --- ops: the heap's free space back to the system once the stream goes quiet ------------
+_idle_trim = IdleTrim()
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+if settings.malloc_trim_idle_s > 0:
+
+    @app.timer(interval=settings.malloc_trim_idle_s)
+    async def _release_heap_when_idle() -> None:
+        try:
+            before = _resident_mb()
+            if _idle_trim.check(processed_total()):
+                log.info("heap_released", rss_mb_before=round(before, 1),
+                         rss_mb_after=round(_resident_mb(), 1))
+        except OSError as exc:  # no /proc: nothing to report, nothing lost
+            log.warning("heap_release_unavailable", error=repr(exc))
 
 
 # --- a record that never reached its stream ----------------------------------------------

@@ -57,3 +57,9 @@ CONSUMER_LAG = Gauge(
     "Messages of a topic partition the worker's consumer group has not yet committed",
     ["group", "topic", "partition"],
 )
+
+
+def processed_total() -> float:
+    """Messages processed so far, all stages together."""
+    return sum(sample.value for metric in PROCESSED.collect() for sample in metric.samples
+               if sample.name.endswith("_total"))

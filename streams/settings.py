@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         "0 = glibc's defaults, which raise the threshold to the largest block freed so far "
         "(up to 32 MB) and keep such blocks in the heap (about 25 MB more at 20,000 articles)",
     )
+    malloc_trim_idle_s: float = Field(
+        default=5.0, ge=0,
+        description="glibc only: every this many seconds the worker checks whether it "
+        "processed anything since the last check; the first quiet check gives the heap's free "
+        "space back to the system (malloc_trim, a few ms; about 35 MB at 55,000 articles). "
+        "0 = never",
+    )
     gc_thresholds: tuple[int, int, int] = Field(
         default=(50_000, 20, 100),
         description="The worker's garbage collector thresholds (Python's gc.set_threshold, "
@@ -142,6 +149,13 @@ class Settings(BaseSettings):
         "mentions, least recently changed out; about 0.6-1 kB a mention): a change to an entry "
         "whose counts are kept costs the mentions that moved, otherwise all its mentions are "
         "read again. Lower it to trade merge speed at scale for memory",
+    )
+    timeline_index_docs_in_use: int = Field(
+        default=1_024,
+        ge=1,
+        description="Timeline index documents of the nested kinds (undated articles' tallies, "
+        "anchor groups) held decoded, the most recently used; the others are held marshalled, "
+        "about a quarter of the memory. Raise it to trade memory for merge speed",
     )
     timeline_batch_within_s: float = Field(
         default=0.02,

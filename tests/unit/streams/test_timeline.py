@@ -24,6 +24,7 @@ from streams.timeline import (
     CoalescedChanges,
     CompactMentions,
     KnownKeys,
+    PackedDocs,
     TimelineChange,
     TimelineState,
     actor_country,
@@ -963,14 +964,15 @@ def test_compact_mentions_give_the_same_timeline_as_dicts(
     data: tuple[list[EventMention], list[DuplicateNotice]], seed: Any
 ) -> None:
     """Mentions stored as JSON bytes behind a tiny cache (2 documents, so most reads decode),
-    and reposts behind their keys held in memory, merge exactly as plain dicts."""
+    reposts behind their keys held in memory, and index documents marshalled but for the 2
+    last used, merge exactly as plain dicts."""
     mentions, notices = data
     events: list[EventMention | DuplicateNotice] = [*mentions, *notices]
     seed.shuffle(events)
     plain = TimelineState.in_memory()
     backing: dict[str, Any] = {}
     compact = TimelineState(mentions=CompactMentions(backing, cache_size=2), entries={},
-                            index={}, reposts=KnownKeys({}))
+                            index=PackedDocs(cache_size=2), reposts=KnownKeys({}))
     for event in events:
         for state in (plain, compact):
             if isinstance(event, EventMention):
@@ -978,8 +980,40 @@ def test_compact_mentions_give_the_same_timeline_as_dicts(
             else:
                 apply_duplicate(state, event)
     assert compact.timeline() == plain.timeline()
+    assert dict(compact.index) == dict(plain.index)
     assert all(isinstance(v, bytes) for v in backing.values())
     assert {k: json.loads(v) for k, v in backing.items()} == dict(plain.mentions)
+
+
+def test_packed_docs_hold_documents_out_of_use_as_bytes_and_read_them_back_equal() -> None:
+    """The nested kinds are marshalled once out of use (types and non-string keys kept); a
+    document in use is the very object stored; the other kinds are never packed."""
+    docs = PackedDocs(cache_size=2)
+    groups = [["2024-06-19", "04", ["Pyongyang"], [["m1", "w1", "art1"]]]]
+    tally = [{"2024-06": {"m1": [1, 2]}}, {}]
+    month = [["m1", "2024-06-19", 0, "042", "w1", "m1"]]
+    flat = ["m1", "m2"]
+    docs["d|PRK-RUS|19|06"] = groups
+    docs["a|art1"] = flat
+    docs["m|PRK-RUS|04|2024-06"] = month
+    assert docs["d|PRK-RUS|19|06"] is groups and docs.packed_bytes() == 0
+    docs["t|art1"] = tally
+    docs["r|art1"] = {"date": "2024-06-19", "by": ("m1", 3), 7: 1.5}
+    assert docs.packed_bytes() > 0  # the anchor groups fell out of use
+    assert docs["d|PRK-RUS|19|06"] == groups
+    assert docs["d|PRK-RUS|19|06"] is docs["d|PRK-RUS|19|06"]  # in use again
+    assert docs["a|art1"] is flat and docs["m|PRK-RUS|04|2024-06"] is month
+    assert docs.get("a|none") is None
+    assert docs.pop("t|art1") == tally and "t|art1" not in docs
+    docs["s|PRK-RUS|04|2024-06"] = {"m1": [["04"], None]}
+    docs["y|PRK-RUS|04|2024"] = []
+    assert docs["r|art1"] == {"date": "2024-06-19", "by": ("m1", 3), 7: 1.5}
+    assert sorted(docs) == ["a|art1", "d|PRK-RUS|19|06", "m|PRK-RUS|04|2024-06", "r|art1",
+                            "s|PRK-RUS|04|2024-06", "y|PRK-RUS|04|2024"]
+    del docs["r|art1"]
+    with pytest.raises(KeyError):
+        docs.pop("r|art1")
+    assert len(docs) == 5 and docs.pop("r|art1", None) is None
 
 
 def test_compact_mentions_read_legacy_dicts_and_forget_their_cache() -> None:
