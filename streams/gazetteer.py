@@ -10,7 +10,7 @@ word keys are cached.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -144,6 +144,40 @@ def morph_analyzer(lang: str) -> Any:
     return pymorphy3.MorphAnalyzer(lang=lang)
 
 
+@lru_cache(maxsize=1)
+def simplemma_lookups() -> tuple[Callable[[str, str], str], Callable[[str, str], bool]]:
+    """simplemma's ``lemmatize`` and ``is_known`` (word, language), over its dictionaries held
+    as MARISA tries (``marisa-trie``): the bg dictionary takes about 1.4 MB instead of 35 MB
+    as a dict, in every stage process, for the same lemmas. A lookup costs about 8 µs instead
+    of 2, once per distinct word (``lemma`` and the cleaner's dictionary checks are cached).
+    The tries are built on first use (about 2 s for bg) and kept in the user's cache directory.
+    Without marisa-trie, simplemma's dicts."""
+    import simplemma
+    from simplemma.strategies import DefaultStrategy, DictionaryLookupStrategy
+    from simplemma.utils import normalize_token, validate_lang_input
+
+    try:
+        from simplemma.strategies.dictionaries.trie_dictionary_factory import (
+            TrieDictionaryFactory,
+        )
+
+        factory = TrieDictionaryFactory()
+    except ImportError:
+        return (lambda word, lang: str(simplemma.lemmatize(word, lang=lang)),
+                lambda word, lang: bool(simplemma.is_known(word, lang=lang)))
+    # no cache of its own: the callers cache by word
+    lemmatizer = simplemma.Lemmatizer(
+        cache_max_size=0, lemmatization_strategy=DefaultStrategy(dictionary_factory=factory))
+    lookup = DictionaryLookupStrategy(factory)
+
+    def is_known(word: str, lang: str) -> bool:  # simplemma.is_known, over the tries
+        token = normalize_token(word)
+        return any(lookup.get_lemma(token, code) is not None
+                   for code in validate_lang_input(lang))
+
+    return (lambda word, lang: str(lemmatizer.lemmatize(word, lang)), is_known)
+
+
 @lru_cache(maxsize=200_000)
 def lemma(word: str, lang: str) -> str:
     """The dictionary form of a word (lower case); the word itself when no lemmatizer applies."""
@@ -151,9 +185,7 @@ def lemma(word: str, lang: str) -> str:
     if lang in ("ru", "uk"):
         return str(morph_analyzer(lang).parse(low)[0].normal_form)
     if lang == "bg":
-        import simplemma
-
-        return str(simplemma.lemmatize(low, lang="bg")).lower()
+        return simplemma_lookups()[0](low, "bg").lower()
     return low
 
 

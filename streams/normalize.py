@@ -37,7 +37,7 @@ from schemas.models import CleanArticle, PublishedSource, RawArticle
 
 from .datafiles import load_yaml
 from .errors import RejectedInput
-from .gazetteer import morph_analyzer
+from .gazetteer import morph_analyzer, simplemma_lookups
 
 __all__ = [
     "DEFAULT_MAX_CHARS",
@@ -624,9 +624,7 @@ def _known_word(word: str, lang: str) -> bool:
     try:
         if lang in ("ru", "uk"):
             return bool(morph_analyzer(lang).word_is_known(lowered))
-        import simplemma
-
-        return bool(simplemma.is_known(lowered, lang=lang))
+        return simplemma_lookups()[1](lowered, lang)
     except Exception:  # a language without a dictionary
         return False
 

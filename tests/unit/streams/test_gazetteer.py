@@ -80,3 +80,30 @@ def test_the_cleaner_and_the_gazetteer_load_one_dictionary_per_language() -> Non
     assert gazetteer.lemma("Москвы", "ru") == "москва"
     info = gazetteer.morph_analyzer.cache_info()
     assert (info.misses, info.currsize) == (1, 1) and info.hits >= 1
+
+
+def test_simplemma_over_tries_gives_simplemma_s_lemmas_and_known_words(
+    seed_records: list[dict[str, object]], dev_records: list[dict[str, object]]
+) -> None:
+    """The stage processes hold simplemma's dictionaries as tries (a few MB, not 35 for bg):
+    every word of the seeds and the dev corpus gets the lemma and the known-word answer
+    simplemma's own dicts give."""
+    import re
+
+    import simplemma
+
+    from streams.gazetteer import simplemma_lookups
+
+    lemmatize, is_known = simplemma_lookups()
+    words = sorted({w for r in [*seed_records, *dev_records]
+                    for w in re.findall(r"[^\W\d_]{2,}", str(r.get("text") or r.get("html") or ""))})
+    assert len(words) > 2_000
+    for lang in ("bg", "en"):
+        assert [lemmatize(w.lower(), lang) for w in words] == [
+            simplemma.lemmatize(w.lower(), lang=lang) for w in words]
+        assert [is_known(w.lower(), lang) for w in words] == [
+            simplemma.is_known(w.lower(), lang=lang) for w in words]
+        assert any(is_known(w.lower(), lang) for w in words)
+    import sys
+
+    assert "marisa_trie" in sys.modules  # the tries, not simplemma's dicts again
