@@ -36,6 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from itertools import compress, count, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -232,16 +234,34 @@ class _PatternSet:
                 out.append((m.start(), m.end(), tok, tok + 1, value))
         if not self.by_prefix:
             return out
-        cache = self.first_word
-        for i, word in enumerate(lowered):
-            candidates = cache.get(word)
-            if candidates is None:
-                candidates = self._first_word_patterns(word)
+        size = len(lowered)
+        # Each word's cached patterns, looked up in C; most words have none (an empty tuple,
+        # false), so only the others (and the uncached, _UNCACHED) are visited, in text order.
+        found = list(map(self.first_word.get, lowered, repeat(_UNCACHED, size)))
+        for i in compress(count(), found):
+            candidates = found[i]
+            if candidates is _UNCACHED:
+                candidates = self._first_word_patterns(lowered[i])
             for pattern in candidates:
                 words = pattern.words
-                end = i + 1 if len(words) == 1 else _match_rest(words, lowered, i + 1)
-                if end is not None:
-                    out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
+                if len(words) == 1:
+                    out.append((tokens[i].start, tokens[i].end, i, i + 1, pattern.value))
+                    continue
+                stem_, exact, gap = words[1]
+                if gap:
+                    end = _match_rest(words, lowered, i + 1)
+                    if end is None:
+                        continue
+                else:  # the next word, checked here: most candidates fail on it
+                    if i + 1 >= size:
+                        continue
+                    word = lowered[i + 1]
+                    if not (word == stem_ if exact else word.startswith(stem_)):
+                        continue
+                    end = i + 2 if len(words) == 2 else _match_rest(words, lowered, i + 2, 2)
+                    if end is None:
+                        continue
+                out.append((tokens[i].start, tokens[end - 1].end, i, end, pattern.value))
         return out
 
     def _first_word_patterns(self, word: str) -> tuple[_Pattern, ...]:
@@ -271,6 +291,8 @@ class _PatternSet:
 
 _PREFIX_KEY = 4
 _WORD_CACHE_SIZE = 50_000
+_UNCACHED: tuple[_Pattern, ...] = (_Pattern((), None),)
+"""``find``'s marker of a word not in the cache yet (true, like a word with patterns)."""
 
 
 def _token_at(tokens: Sequence[Token], char: int) -> int:
@@ -285,11 +307,12 @@ def _word_ok(word: str, stem: str, exact: bool) -> bool:
 
 
 def _match_rest(
-    words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], pos: int
+    words: tuple[tuple[str, bool, bool], ...], lowered: Sequence[str], pos: int, first: int = 1
 ) -> int | None:
-    """Where a pattern whose first word matched just before ``pos`` ends (None: no match)."""
+    """Where a pattern whose words before ``first`` matched just before ``pos`` ends (None: no
+    match)."""
     size = len(lowered)
-    for k in range(1, len(words)):
+    for k in range(first, len(words)):
         stem_, exact, gap = words[k]
         if not gap:  # the next word (most patterns): no scan
             if pos >= size:
@@ -693,11 +716,26 @@ _QUOTE_RE = re.compile(r"“[^”]{3,}”|«[^»]{3,}»|„[^“”]{3,}[“”]
 
 def _analyse(text: str, lang: str) -> _SentenceAnalysis:
     toks = tokenize(text)
-    lowered = [t.text.lower() for t in toks]
+    lowered = list(map(str.lower, map(_TOKEN_TEXT, toks)))
     lex = _lexicon(lang)
     cues = lex.cue_spans(CUE_NAMES, text, lowered, toks)
     quotes = [m.span() for m in _QUOTE_RE.finditer(text)]
     return _SentenceAnalysis(text, toks, lowered, cues, quotes)
+
+
+_TOKEN_TEXT = itemgetter(0)  # Token.text
+
+
+def _cue_tokens(cues: Mapping[str, list[tuple[int, int, int, int]]]) -> dict[str, set[int]]:
+    """The token indexes each cue covers, by cue name (most of the names have no span: a
+    plain loop, not a set comprehension's call per name)."""
+    out: dict[str, set[int]] = {}
+    for name, spans in cues.items():
+        covered: set[int] = set()
+        for _, _, ts, te in spans:
+            covered.update(range(ts, te))
+        out[name] = covered
+    return out
 
 
 def analysis_text(analysis: _SentenceAnalysis) -> str:
@@ -864,10 +902,7 @@ def _sentence_events(
     toks = analysis.tokens
     unnamed, state.unnamed_criticism = state.unnamed_criticism, None
     treaty_before, state.previous_treaty = state.previous_treaty, bool(analysis.cues["treaty_noun"])
-    cue_tok = {
-        name: {t for _, _, ts, te in spans for t in range(ts, te)}
-        for name, spans in analysis.cues.items()
-    }
+    cue_tok = _cue_tokens(analysis.cues)
     matches = gaz.match(text, lang, toks)
     actors, places = _actors_from_matches(text, lang, toks, matches, gaz, anchor, state, cue_tok)
     triggers = match_triggers(text, lang, toks, analysis.lowered)

@@ -149,7 +149,7 @@ def test_a_container_cpu_limit_bounds_the_cpus(tmp_path: Path, cpu_max: str,
 
 def test_a_stage_process_killed_in_the_middle_of_a_batch_loses_nothing(
         raw_values: list[bytes]) -> None:
-    batch = (raw_values * 4)[:200]
+    batch = (raw_values * 12)[:600]  # long enough to be running still when the kill lands
     expected = stagepool.run_batch(stagepool.normalize_payload, batch, MAX_CHARS)
     pool = stagepool.StagePool(1, "warning", "console").start()
     try:
@@ -159,7 +159,7 @@ def test_a_stage_process_killed_in_the_middle_of_a_batch_loses_nothing(
         async def kill_while_running() -> list[object]:
             running = asyncio.ensure_future(
                 pool.run(stagepool.normalize_payload, batch, MAX_CHARS))
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
             assert not running.done()  # the kill lands in the middle of the batch
             os.kill(pid, signal.SIGKILL)
             return list(await running)
