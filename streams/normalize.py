@@ -36,6 +36,7 @@ from typing import Any, Literal
 from schemas.models import CleanArticle, PublishedSource, RawArticle
 
 from .datafiles import load_yaml
+from .dates import LoweredSearch, lowered_search
 from .errors import RejectedInput
 from .gazetteer import morph_analyzer, simplemma_lookups
 
@@ -337,6 +338,8 @@ class _Boilerplate:
     begin with '^', as one pattern tried at the line's start only."""
     line_anywhere: re.Pattern[str]
     """The other junk-line patterns, searched: together the verdict of all of them."""
+    anywhere_lowered: LoweredSearch | None = None
+    """``line_anywhere`` for a lower-cased line, when its patterns allow (a faster no)."""
 
 
 def _phrase_alternation(phrases: Iterable[str]) -> str:
@@ -392,6 +395,7 @@ def _boilerplate() -> _Boilerplate:
         inline_patterns=_alternation(_flatten(data.get("inline_patterns")), 0),
         line_start=_alternation(line_start, flags),
         line_anywhere=_alternation(line_anywhere, flags),
+        anywhere_lowered=lowered_search(_alternation(line_anywhere, flags)),
     )
 
 
@@ -683,7 +687,7 @@ def _is_junk_line(
         (prefix.group("link") and size < 300) or (prefix.group("credit") and size < 200)
     ):
         return True
-    if size < 300 and (rules.line_start.match(line) or rules.line_anywhere.search(line)):
+    if size < 300 and (rules.line_start.match(line) or _junk_anywhere(line, rules)):
         return True
     if _is_byline(line):
         return True
@@ -705,6 +709,13 @@ def _is_junk_line(
 
 _CLOCK = re.compile(r"(?<!\d)[0-2]?\d:[0-5]\d(?!\d)")
 _YEAR_MONTH = re.compile(r"(?<!\d)(?:19|20)\d{2}-[01]\d(?!\d)")
+
+
+def _junk_anywhere(line: str, rules: _Boilerplate) -> bool:
+    fast = rules.anywhere_lowered
+    if fast is not None and fast.finds_nothing(line):
+        return False
+    return rules.line_anywhere.search(line) is not None
 
 
 def _is_dateline(line: str) -> bool:

@@ -218,3 +218,36 @@ def test_the_anniversary_of_a_dated_event_tells_when_a_text_was_written() -> Non
         date(2024, 7, 31), "month")
     # the year must stand in the anniversary's own sentence
     assert anniversary_anchor("the first anniversary of the treaty. It was 2024.", "en") is None
+
+
+def test_a_lowered_search_says_no_only_where_the_pattern_finds_nothing() -> None:
+    """The fast 'no' of a case-insensitive pattern (searching the lower-cased text with a
+    case-sensitive copy) never hides a match, whatever the case or the odd characters that
+    case-insensitive matching folds (Kelvin sign, long s, dotted capital I, final sigma)."""
+    import random
+    import re
+
+    from streams.dates import lowered_search
+
+    patterns = [re.compile(p, re.IGNORECASE) for p in (
+        r"\b(?:вчера|позавчера|yesterday|last\s+week)\b", r"(?:sk|ks)\w*", r"\bσήμερα\b",
+        r"\d+\s*(?:днів|days?)\s+ago", r"kim\b|ink")]
+    alphabet = "abcdiksyeotwαστησήμρΣςвчерапозВЧЕРАднівKſİıK 0123456789\t\n.,"
+    rng = random.Random(5)
+    texts = ["Вчера", "ВЧЕРА в Пхеньяне", "Yesterday", "LAST  WEEK", "ſk", "Kelvin Ks",
+             "ΣΉΜΕΡΑ", "σήμερα", "3 DAYS AGO", "İnk", "KIM", "kİm"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+              for _ in range(20_000)]
+    for compiled in patterns:
+        fast = lowered_search(compiled)
+        assert fast is not None, compiled.pattern
+        said_no = 0
+        for text in texts:
+            if fast.finds_nothing(text):
+                said_no += 1
+                assert compiled.search(text) is None, (compiled.pattern, text)
+        assert 0 < said_no < len(texts)
+    # what it cannot answer for: not case-insensitive, a look-behind, a capital in the pattern
+    assert lowered_search(re.compile("вчера")) is None
+    assert lowered_search(re.compile(r"(?<!\d)вчера", re.IGNORECASE)) is None
+    assert lowered_search(re.compile("Вчера", re.IGNORECASE)) is None
