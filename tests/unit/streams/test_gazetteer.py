@@ -95,8 +95,8 @@ def test_simplemma_over_tries_gives_simplemma_s_lemmas_and_known_words(
     from streams.gazetteer import simplemma_lookups
 
     lemmatize, is_known = simplemma_lookups()
-    words = sorted({w for r in [*seed_records, *dev_records]
-                    for w in re.findall(r"[^\W\d_]{2,}", str(r.get("text") or r.get("html") or ""))})
+    texts = [str(r.get("text") or r.get("html") or "") for r in [*seed_records, *dev_records]]
+    words = sorted({w for text in texts for w in re.findall(r"[^\W\d_]{2,}", text)})
     assert len(words) > 2_000
     for lang in ("bg", "en"):
         assert [lemmatize(w.lower(), lang) for w in words] == [
