@@ -511,7 +511,7 @@ class PackedDocs(MutableMapping[str, Any]):
         self._docs: dict[str, Any] = {}  # a value, or its marshal bytes once out of use
         self._in_use: OrderedDict[str, bytes | None] = OrderedDict()  # -> bytes it was read from
         self._cache_size = cache_size
-        self._packed_kinds = packed
+        self._packed_prefixes = frozenset(f"{kind}|" for kind in packed)
         for key, value in (docs or {}).items():
             self[key] = value
 
@@ -527,13 +527,20 @@ class PackedDocs(MutableMapping[str, Any]):
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self._docs:
-            return self[key]
-        return default
+        value = self._docs.get(key, _ABSENT)  # the merge's most frequent call: no second one
+        if value is _ABSENT:
+            return default
+        if type(value) is bytes:
+            self._docs[key] = decoded = marshal.loads(value)
+            self._use(key, value)
+            return decoded
+        if key in self._in_use:
+            self._in_use.move_to_end(key)
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._docs[key] = value
-        if key.partition("|")[0] in self._packed_kinds:
+        if key[:2] in self._packed_prefixes:
             self._use(key, None)
 
     def __delitem__(self, key: str) -> None:
