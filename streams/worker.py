@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import gc
 from collections.abc import Callable
+from functools import cache
 
 import faust
 
@@ -34,7 +35,10 @@ def tune_allocator(mmap_threshold_kb: int) -> bool:
         mallopt(_M_TRIM_THRESHOLD, 16 * threshold))
 
 
+@cache
 def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` may run ``ldconfig`` in a subprocess,
+    which the event loop must not wait for at every quiet spell)."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
