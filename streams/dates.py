@@ -297,11 +297,12 @@ def _lowered_of(pattern: re.Pattern[str] | None) -> LoweredSearch | None:
     return None if pattern is None else lowered_search(pattern)
 
 
-def _none_in(pattern: re.Pattern[str], lowered: LoweredSearch | None, sentence: str) -> bool:
-    """Does ``pattern`` find nothing in ``sentence``? (``lowered``: its faster no)"""
-    if lowered is not None and lowered.finds_nothing(sentence):
+def pattern_finds_nothing(pattern: re.Pattern[str], lowered: LoweredSearch | None,
+                          text: str) -> bool:
+    """Does ``pattern`` find nothing in ``text``? (``lowered``: its faster no, if any)"""
+    if lowered is not None and lowered.finds_nothing(text):
         return True
-    return pattern.search(sentence) is None
+    return pattern.search(text) is None
 
 
 def _any_of(regexes: list[re.Pattern[str]], flags: int) -> re.Pattern[str] | None:
@@ -349,7 +350,7 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
             found.append(expr)
 
     seasons = patterns.season_lookup
-    if patterns.any_season is not None and _none_in(
+    if patterns.any_season is not None and pattern_finds_nothing(
         patterns.any_season, patterns.season_lowered, sentence
     ):
         seasons = ()
@@ -375,7 +376,7 @@ def find_date_expressions(sentence: str, lang: str) -> list[DateExpression]:
             if expr is not None:
                 add(expr)
     relatives = patterns.relative_lookup
-    if patterns.any_relative is not None and _none_in(
+    if patterns.any_relative is not None and pattern_finds_nothing(
         patterns.any_relative, patterns.relative_lowered, sentence
     ):
         relatives = ()

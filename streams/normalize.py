@@ -36,7 +36,7 @@ from typing import Any, Literal
 from schemas.models import CleanArticle, PublishedSource, RawArticle
 
 from .datafiles import load_yaml
-from .dates import LoweredSearch, lowered_search
+from .dates import LoweredSearch, lowered_search, pattern_finds_nothing
 from .errors import RejectedInput
 from .gazetteer import morph_analyzer, simplemma_lookups
 
@@ -687,7 +687,10 @@ def _is_junk_line(
         (prefix.group("link") and size < 300) or (prefix.group("credit") and size < 200)
     ):
         return True
-    if size < 300 and (rules.line_start.match(line) or _junk_anywhere(line, rules)):
+    if size < 300 and (
+        rules.line_start.match(line)
+        or not pattern_finds_nothing(rules.line_anywhere, rules.anywhere_lowered, line)
+    ):
         return True
     if _is_byline(line):
         return True
@@ -709,13 +712,6 @@ def _is_junk_line(
 
 _CLOCK = re.compile(r"(?<!\d)[0-2]?\d:[0-5]\d(?!\d)")
 _YEAR_MONTH = re.compile(r"(?<!\d)(?:19|20)\d{2}-[01]\d(?!\d)")
-
-
-def _junk_anywhere(line: str, rules: _Boilerplate) -> bool:
-    fast = rules.anywhere_lowered
-    if fast is not None and fast.finds_nothing(line):
-        return False
-    return rules.line_anywhere.search(line) is not None
 
 
 def _is_dateline(line: str) -> bool:

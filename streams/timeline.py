@@ -516,14 +516,9 @@ class PackedDocs(MutableMapping[str, Any]):
             self[key] = value
 
     def __getitem__(self, key: str) -> Any:
-        docs = self._docs
-        value = docs[key]
-        if type(value) is bytes:
-            docs[key] = decoded = marshal.loads(value)
-            self._use(key, value)
-            return decoded
-        if key in self._in_use:
-            self._in_use.move_to_end(key)
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -546,15 +541,6 @@ class PackedDocs(MutableMapping[str, Any]):
     def __delitem__(self, key: str) -> None:
         del self._docs[key]
         self._in_use.pop(key, None)
-
-    def pop(self, key: str, default: Any = _ABSENT) -> Any:
-        if key not in self._docs:
-            if default is _ABSENT:
-                raise KeyError(key)
-            return default
-        value = self[key]
-        del self[key]
-        return value
 
     def __contains__(self, key: object) -> bool:
         return key in self._docs
