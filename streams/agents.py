@@ -94,7 +94,7 @@ timeline_reposts = _table("timeline-reposts")
 _stored_reposts = timeline.KnownKeys(timeline_reposts)  # absent keys answered from memory
 timeline.set_aggregate_cache(settings.timeline_aggregate_members)
 _derived: dict[str, Any] = {
-    "exact": {}, "bands": dedupe.BandIndex(), "ages": [],
+    "exact": {}, "bands": dedupe.BandIndex(), "ages": dedupe.AgeQueue(),
     "index": timeline.PackedDocs(cache_size=settings.timeline_index_docs_in_use),
     "entries": timeline.CompressedEntries(),
 }

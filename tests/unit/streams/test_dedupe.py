@@ -280,6 +280,41 @@ def test_eviction_reads_what_goes_not_the_whole_state() -> None:
     assert dedupe.evict_older_than(state, cutoff_ts=190.0) == 0
 
 
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.0, 100.0, allow_nan=False), st.integers(0, 40)),
+                max_size=80),
+       st.floats(0.0, 110.0, allow_nan=False))
+def test_the_age_queue_gives_what_a_heap_gives(items: list[tuple[float, int]],
+                                               cutoff: float) -> None:
+    """The queue gives out what popping a min-heap of (time, id) below the cutoff gives, in
+    that order, and keeps the rest for the next cutoff."""
+    pushed = [(ts, f"a{n}") for ts, n in items]
+    queue = dedupe.AgeQueue(pushed[: len(pushed) // 2])
+    for ts, article_id in pushed[len(pushed) // 2:]:
+        queue.push(ts, article_id)
+    heap = sorted(pushed)
+    assert queue.pop_older_than(cutoff) == [item for item in heap if item[0] < cutoff]
+    assert sorted(queue) == [item for item in heap if item[0] >= cutoff]
+    assert queue.pop_older_than(cutoff) == [] and len(queue) == len(list(queue))
+
+
+def test_a_replayed_article_keeps_its_slot_in_the_band_index() -> None:
+    """A unique article seen again (a replay) is found by its id, not given a second slot, and
+    eviction then drops it whole."""
+    state = _state()
+    articles = [_article(f"a{n}", _synthetic(n, 20)) for n in range(5)]
+    for n, article in enumerate(articles):
+        dedupe.check_and_remember(article, state, now=INGEST + n)
+    entries = state.bands.entries
+    for article in articles[::-1]:
+        assert dedupe.check_and_remember(article, state, now=INGEST + 9).kind == "unique"
+    assert state.bands.entries == entries
+    assert sorted(state.bands.candidates(dedupe.lsh_band_keys(
+        dedupe.minhash_signature(articles[2].text)))) == ["a2"]
+    dedupe.evict_older_than(state, cutoff_ts=INGEST + 3)
+    assert {i for b in state.bands.values() for i in _ids(b)} == {"a3", "a4"}
+
 def test_band_buckets_are_capped() -> None:
     config = dedupe.DedupeConfig(max_band_entries=3, threshold=1.1)  # nothing is a duplicate
     state = _state()
