@@ -92,7 +92,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import yaml
@@ -489,9 +489,9 @@ class PackedDocs(MutableMapping[str, Any]):
     100,000 articles, a third of it the undated articles' tallies (``t|``). Those and the other
     nested documents (anchor groups ``d|``, resolutions ``r|``, month summaries ``s|``, floating
     rows ``f|``) take a quarter of that marshalled. The month and year rows (``m|``, ``y|``)
-    stay as they are, since the parsed rows' cache (``_PARSED``) holds the busy ones decoded
-    anyway, and so do the flat lists of mention ids (``a|``, ``e|``, ``u|``), whose strings
-    are shared with the rest of the state.
+    stay as they are, since the merge reads them as the very keys it clusters (``_Key``), and
+    so do the flat lists of mention ids (``a|``, ``e|``, ``u|``), whose strings are shared
+    with the rest of the state.
 
     The ``cache_size`` packed-kind documents used last are held decoded, and are marshalled
     only when they fall out of use (one that was only read keeps the bytes it was read from):
@@ -607,25 +607,32 @@ class TimelineState:
 # --------------------------------------------------------------------------- keys and dates
 
 
-@dataclass(frozen=True, slots=True)
-class _Key:
-    """What clustering needs to know about a mention."""
+class _Key(NamedTuple):
+    """What clustering needs to know about a mention, and its row in a month or year document
+    of the index: ``[mention id, date, precision rank, code, wire, anchor]`` by position, the
+    day's ordinal after them. One object is both, so that the rows need no parse to be
+    clustered (a cache of parsed rows held a second copy of the busy months: 17 MB at 100,000
+    bench articles)."""
 
     mention_id: str
     date: str  # normalized, zero-padded, at its precision
     prec: int  # 0 day, 1 month, 2 year
     code: str
     wire: str
+    anchor: str  # the entry anchor the mention belongs to ("" before it is clustered)
     ordinal: int  # proleptic ordinal of a day date, else 0
 
-    def row(self, anchor: str) -> list[Any]:
-        return [self.mention_id, self.date, self.prec, self.code, self.wire, anchor]
+    def row(self, anchor: str) -> _Key:
+        return self if anchor == self.anchor else self._replace(anchor=anchor)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> _Key:
-        mid, day, prec, code, wire = row[0], row[1], row[2], row[3], row[4]
+        """A row as a key (a row written as a plain list is parsed)."""
+        if type(row) is cls:
+            return row
+        mid, day, prec, code, wire, anchor = row[0], row[1], row[2], row[3], row[4], row[5]
         ordinal = date.fromisoformat(day).toordinal() if prec == 0 else 0
-        return cls(mid, day, prec, code, wire, ordinal)
+        return cls(mid, day, prec, code, wire, anchor, ordinal)
 
 
 @lru_cache(maxsize=65_536)
@@ -698,7 +705,7 @@ def _summarize(doc: Mapping[str, Any]) -> tuple[str, _Key]:
     day, prec = _normalize_date(str(doc["date"]), str(doc["date_precision"]))
     wire = str(doc.get("wire_id") or doc["article_id"])
     ordinal = date.fromisoformat(day).toordinal() if prec == 0 else 0
-    return f"{root}|{dyad}", _Key(str(doc["mention_id"]), day, prec, code, wire, ordinal)
+    return f"{root}|{dyad}", _Key(str(doc["mention_id"]), day, prec, code, wire, "", ordinal)
 
 
 def _compatible(a: _Key, b: _Key) -> bool:
@@ -1656,7 +1663,7 @@ def build_timeline(
 #
 # Index documents (``TimelineState.index``), all small and replaced whole on change:
 #   m|<bucket>|YYYY-MM  rows [mention_id, date, precision rank, code, wire, anchor] of the day and
-#                       month mentions of that month
+#                       month mentions of that month (``_Key`` tuples: the day's ordinal follows)
 #   y|<bucket>|YYYY     the same rows for the year mentions of that year
 #   s|<bucket>|YYYY-MM  {anchor: [codes, wire or null]}: the level-1 clusters with members in the
 #                       month (what year mentions are matched on)
@@ -1724,17 +1731,17 @@ def _index_article(state: TimelineState, doc: Mapping[str, Any], present: bool) 
 
 
 def _load_region(
-    state: TimelineState, start: Iterable[str], added_rows: Mapping[str, list[list[Any]]]
-) -> dict[str, list[list[Any]]]:
+    state: TimelineState, start: Iterable[str], added_rows: Mapping[str, Sequence[Sequence[Any]]]
+) -> dict[str, Sequence[Sequence[Any]]]:
     """The month documents to re-cluster: those touched, closed over links across month ends."""
-    region: dict[str, list[list[Any]]] = {}
+    region: dict[str, Sequence[Sequence[Any]]] = {}
     pending = list(start)
     while pending:
         doc_key = pending.pop()
         if doc_key in region:
             continue
         region[doc_key] = state.index.get(doc_key) or []  # read only
-        rows = region[doc_key] + list(added_rows.get(doc_key, ()))
+        rows = [*region[doc_key], *added_rows.get(doc_key, ())]
         for neighbour, boundary in _month_neighbours(doc_key, rows):
             if neighbour in region:
                 continue
@@ -1744,25 +1751,10 @@ def _load_region(
     return region
 
 
-# The parsed keys of the month and year documents last read, by document key: a document is
-# replaced whole when it changes, so the list it was parsed from identifies the parse.
-_PARSED_CACHE_SIZE = 4_096
-_PARSED: dict[str, tuple[Sequence[Any], list[_Key]]] = {}
-
-
-def _keys_of(doc_key: str, rows: Sequence[Sequence[Any]]) -> list[_Key]:
-    cached = _PARSED.get(doc_key)
-    if cached is not None and cached[0] is rows:
-        return cached[1]
-    keys = [_Key.from_row(r) for r in rows]
-    _remember_keys(doc_key, rows, keys)
-    return keys
-
-
-def _remember_keys(doc_key: str, rows: Sequence[Sequence[Any]], keys: list[_Key]) -> None:
-    if len(_PARSED) >= _PARSED_CACHE_SIZE:
-        _PARSED.clear()
-    _PARSED[doc_key] = (rows, keys)
+def _keys_of(rows: Sequence[Sequence[Any]]) -> list[_Key]:
+    """The rows of a month or year document as keys (they are keys already, unless written
+    as plain lists)."""
+    return [_Key.from_row(r) for r in rows]
 
 
 def _mutate(
@@ -1782,7 +1774,7 @@ def _mutate(
     removed_ids = {key.mention_id for _, key in remove_keys}
     dirty = {key.mention_id for _, key in add_keys}
 
-    added_rows: dict[str, list[list[Any]]] = defaultdict(list)
+    added_rows: dict[str, list[Sequence[Any]]] = defaultdict(list)
     for bucket, key in add_keys:
         added_rows[_doc_key(bucket, key)].append(key.row(""))
     touched = {_doc_key(b, k) for b, k in add_keys + remove_keys}
@@ -1793,7 +1785,7 @@ def _mutate(
     seen = [*region.values(), *year_rows.values()]
     old_anchor = {row[0]: row[5] for rows in seen for row in rows}
     new_keys: dict[str, list[_Key]] = {
-        d: [k for k in _keys_of(d, rows) if k.mention_id not in removed_ids]
+        d: [k for k in _keys_of(rows) if k.mention_id not in removed_ids]
         for d, rows in [*region.items(), *year_rows.items()]
     }
     for bucket, key in add_keys:
@@ -1874,21 +1866,18 @@ def _mutate(
         # the rows of members that neither moved nor changed are kept as they are
         kept = {r[0]: r for r in previous}
         changed = len(previous) != len(keys)
-        pairs: list[tuple[list[Any], _Key]] = []
+        rows: list[_Key] = []
         for k in keys:
             anchor = anchors[k.mention_id]
             row = kept.get(k.mention_id)
             if row is None or row[5] != anchor or k.mention_id in dirty:
                 row = k.row(anchor)
                 changed = changed or row != kept.get(k.mention_id)
-            pairs.append((row, k))
+            rows.append(_Key.from_row(row))
         if not changed:
             continue
-        pairs.sort(key=_by_mention_id)  # mostly in order already: about linear
-        rows = [row for row, _ in pairs]
+        rows.sort(key=_by_mention_id)  # mostly in order already: about linear
         state.index[d] = rows
-        # rows sort by mention id first: the keys in that order are this document's parse
-        _remember_keys(d, rows, [k for _, k in pairs])
     for s, summary in summaries.items():
         if not summary:
             state.index.pop(s, None)
@@ -1999,8 +1988,8 @@ def _current_entry(state: TimelineState, entry_id: str) -> TimelineEntry:
     return _entry_from_cached(state, entry_id, agg, members_doc)
 
 
-def _by_mention_id(pair: tuple[list[Any], _Key]) -> str:
-    return pair[1].mention_id
+def _by_mention_id(key: _Key) -> str:
+    return key.mention_id
 
 
 def _jsonable(summary: Mapping[str, _Info]) -> dict[str, list[Any]]:
