@@ -170,6 +170,53 @@ def test_a_stage_process_killed_in_the_middle_of_a_batch_loses_nothing(
         pool.shutdown()
 
 
+
+def test_batches_in_flight_together_each_get_their_own_outcomes(
+        raw_values: list[bytes]) -> None:
+    """Two stages' batches written to one stage process before either is answered (they are
+    pipelined) come back to their own callers, whichever finishes first."""
+    long = (raw_values * 8)[:300]
+    clean = [o[1] for o in stagepool.run_batch(stagepool.normalize_payload, raw_values[:3],
+                                               MAX_CHARS) if not isinstance(o, StageFailure)]
+    expected = [stagepool.run_batch(stagepool.normalize_payload, long, MAX_CHARS),
+                stagepool.run_batch(stagepool.extract_payload, clean)]
+    assert clean and expected[0] != expected[1]
+    pool = stagepool.StagePool(1, "warning", "console").start()
+    try:
+        async def both() -> list[list[object]]:
+            return list(await asyncio.gather(
+                pool.run(stagepool.normalize_payload, long, MAX_CHARS),
+                pool.run(stagepool.extract_payload, clean)))
+
+        assert asyncio.run(both()) == expected
+        assert asyncio.run(both()) == expected
+    finally:
+        pool.shutdown()
+
+
+def test_batches_in_flight_when_the_stage_process_dies_restart_it_once(
+        raw_values: list[bytes]) -> None:
+    batch = (raw_values * 12)[:600]
+    expected = stagepool.run_batch(stagepool.normalize_payload, batch, MAX_CHARS)
+    pool = stagepool.StagePool(1, "warning", "console").start()
+    try:
+        asyncio.run(pool.run(stagepool.normalize_payload, batch[:2], MAX_CHARS))  # warm
+        [pid] = pool.pids()
+
+        async def kill_while_two_run() -> list[list[object]]:
+            running = [asyncio.ensure_future(pool.run(stagepool.normalize_payload, batch,
+                                                      MAX_CHARS)) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            assert not any(r.done() for r in running)
+            os.kill(pid, signal.SIGKILL)
+            return [list(await r) for r in running]
+
+        assert asyncio.run(kill_while_two_run()) == [expected, expected]
+        assert pool.restarts == 1
+        assert pool.pids() and pool.pids() != [pid]
+    finally:
+        pool.shutdown()
+
 def test_a_pool_that_refuses_the_batch_runs_it_here(raw_values: list[bytes]) -> None:
     pool = stagepool.StagePool(1, "warning", "console").start()
     try:
