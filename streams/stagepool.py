@@ -19,9 +19,7 @@ The payload functions below are also what the worker runs when the pool is off
 A stage process is a plain ``python`` child started with two pipes: a batch goes out as one
 length-prefixed pickle and its outcomes come back the same way. ``multiprocessing``'s pool
 would add a fork server and a resource tracker, two more processes of about 14 MB each, and
-its queues; a pipe each way is all a queue of batches run in order needs. The next batch is
-written while the child still runs the one before (the stage agents each have one batch out),
-so that the child never waits for this process between batches.
+its queues; a pipe each way is all one batch at a time needs.
 """
 
 from __future__ import annotations
@@ -149,40 +147,21 @@ class _StageProcess:
             os.close(outcomes_write)
         self._requests = open(requests_write, "wb")  # noqa: SIM115 (closed in close())
         self._outcomes = open(outcomes_read, "rb")  # noqa: SIM115
-        # Batches are pipelined: the next one is written while the child still runs the one
-        # before, so that it starts as soon as that one is done, instead of once this process
-        # has read the outcomes and another thread (which needs the GIL, busy with the event
-        # loop) has written the next request. The child answers in the order it was asked, so
-        # the n-th outcome read is the n-th request's.
-        self._write_lock = threading.Lock()
-        self._turn = threading.Condition()
-        self._written = 0
-        self._read = 0
+        self._lock = threading.Lock()
 
     def call(self, stage: Callable[..., Any], values: Sequence[bytes], args: tuple[object, ...]
              ) -> list[Any]:
-        """Run one batch there (blocking: called from a thread); batches run one at a time, in
-        the order their requests were written."""
+        """Run one batch there (blocking: called from a thread); one batch at a time."""
         request = pickle.dumps((stage, list(values), args), protocol=5)
-        with self._write_lock:
+        with self._lock:
             try:
                 _write_frame(self._requests, request)
-            except (BrokenPipeError, ConnectionResetError, ValueError) as exc:  # ValueError: closed
-                raise StageProcessGone(f"stage process {self.proc.pid} is gone") from exc
-            ticket = self._written
-            self._written += 1
-        with self._turn:
-            while self._read != ticket:
-                self._turn.wait()
-            try:
                 frame = _read_frame(self._outcomes)
-            except (ConnectionResetError, ValueError) as exc:
+            except (BrokenPipeError, ConnectionResetError) as exc:
                 raise StageProcessGone(f"stage process {self.proc.pid} is gone") from exc
-            finally:
-                self._read += 1
-                self._turn.notify_all()
-        if frame is None:
-            raise StageProcessGone(f"stage process {self.proc.pid} exited ({self.proc.poll()})")
+            if frame is None:
+                raise StageProcessGone(
+                    f"stage process {self.proc.pid} exited ({self.proc.poll()})")
         outcomes: list[Any] = pickle.loads(frame)
         return outcomes
 
@@ -262,8 +241,8 @@ class StagePool:
                 for child, chunk in zip(children, chunks, strict=False)))
         except StageProcessGone as exc:
             # a stage process died (killed, out of memory): this batch runs here, the next
-            # in new stage processes (started once: a batch that was in flight beside this one
-            # finds them started already)
+            # in new stage processes (started once: the other stage's batch, queued behind
+            # this one, finds them started already)
             log.warning("stage_pool_broken", error=repr(exc), batch=len(values))
             if self._children is children:
                 self.shutdown()

@@ -173,8 +173,8 @@ def test_a_stage_process_killed_in_the_middle_of_a_batch_loses_nothing(
 
 def test_batches_in_flight_together_each_get_their_own_outcomes(
         raw_values: list[bytes]) -> None:
-    """Two stages' batches written to one stage process before either is answered (they are
-    pipelined) come back to their own callers, whichever finishes first."""
+    """Two stages' batches sent to one stage process at once come back to their own
+    callers."""
     long = (raw_values * 8)[:300]
     clean = [o[1] for o in stagepool.run_batch(stagepool.normalize_payload, raw_values[:3],
                                                MAX_CHARS) if not isinstance(o, StageFailure)]
