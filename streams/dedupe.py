@@ -364,10 +364,9 @@ class AgeQueue:
                            [a for a, o in zip(self._ids, old.tolist(), strict=True) if o],
                            strict=True))
         keep = ~old
-        kept_stamps = array("d", stamps[keep].tobytes())
+        # a new array, not the old one resized: ``stamps`` still views the old one's buffer
+        self._stamps = array("d", stamps[keep].tobytes())
         self._ids = [a for a, k in zip(self._ids, keep.tolist(), strict=True) if k]
-        del stamps  # the buffer export ends before the array is replaced
-        self._stamps = kept_stamps
         return taken
 
     def __len__(self) -> int:
