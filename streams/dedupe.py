@@ -641,14 +641,14 @@ def _best_candidate(
     horizon: float = float("-inf"),
 ) -> tuple[str, float] | None:
     bands = state.bands
-    candidates = [c for c in bands.candidate_slots(keys) if bands.article_id(c) != article_id]
-    if not candidates:
+    found = [(slot, cid) for slot in bands.candidate_slots(keys)
+             if (cid := bands.article_id(slot)) != article_id]
+    if not found:
         return None
     width = len(signature)
-    held_stamps, held_sigs = bands.signatures_at(candidates)
+    held_stamps, held_sigs = bands.signatures_at([slot for slot, _ in found])
     fresh = held_stamps >= horizon
-    ids = [bands.article_id(c) for c, keep in zip(candidates, fresh.tolist(), strict=True)
-           if keep]
+    ids = [cid for (_, cid), keep in zip(found, fresh.tolist(), strict=True) if keep]
     stamps: list[float] = held_stamps[fresh].tolist()
     others = held_sigs[fresh]
     if not ids or width == 0:

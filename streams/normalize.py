@@ -384,6 +384,7 @@ def _boilerplate() -> _Boilerplate:
     trending = _phrase_alternation(_flatten(data.get("trending")))
     junk_lines = _flatten(data.get("line_patterns")) + _flatten(data.get("author_boxes"))
     line_start, line_anywhere = _anchored_and_free(junk_lines, flags)
+    anywhere = _alternation(line_anywhere, flags)
     return _Boilerplate(
         prefix=re.compile(
             rf"^(?:(?P<trend>{trending})|(?P<link>{links})|(?P<credit>{credits}))", flags
@@ -394,8 +395,8 @@ def _boilerplate() -> _Boilerplate:
         author_box=_alternation(_flatten(data.get("author_boxes")), flags),
         inline_patterns=_alternation(_flatten(data.get("inline_patterns")), 0),
         line_start=_alternation(line_start, flags),
-        line_anywhere=_alternation(line_anywhere, flags),
-        anywhere_lowered=lowered_search(_alternation(line_anywhere, flags)),
+        line_anywhere=anywhere,
+        anywhere_lowered=lowered_search(anywhere),
     )
 
 
