@@ -36,7 +36,7 @@ from .app import (
 )
 from .deadletter import send_dead_letter
 from .errors import StageFailure
-from .faust_fixes import CommitHoleRepair
+from .faust_fixes import CommitHoleRepair, StalledPartitionRepair
 from .kafka_io import consumer_lag, fold_timeline, read_topic
 from .metrics import (
     COMMIT_HOLES,
@@ -47,6 +47,7 @@ from .metrics import (
     MENTIONS,
     NEWEST_ENTRY_TS,
     PROCESSED,
+    STALLED_PARTITIONS,
     TABLE_MEMORY,
     TIMELINE_CHANGES,
     TIMELINE_MERGE_MENTIONS,
@@ -585,6 +586,27 @@ if settings.commit_hole_refetch_s > 0:
             return
         for tp, _start, _end, action in await _commit_holes.check(app.consumer, time.monotonic()):
             COMMIT_HOLES.labels(topic=tp.topic, action=action).inc()
+
+
+# --- a partition assigned but never fetched again ----------------------------------------
+_stalled_partitions = StalledPartitionRepair(after_s=settings.stalled_partition_refetch_s)
+
+if settings.stalled_partition_refetch_s > 0:
+
+    @app.timer(interval=max(1.0, settings.stalled_partition_refetch_s / 3))
+    async def _repair_stalled_partitions() -> None:
+        """Fetch again an input partition that has records to read but has not moved
+        (streams/faust_fixes.py, part 4); only between rebalances, with the tables recovered."""
+        if not _ready() or not app.flow_control.is_active():
+            _stalled_partitions.reset()
+            return
+        try:
+            refetched = await _stalled_partitions.check(app.consumer, time.monotonic())
+        except Exception as exc:  # a broker hiccup: the next tick tries again
+            log.warning("stalled_partition_check_failed", error=repr(exc))
+            return
+        for tp, _committed, _end in refetched:
+            STALLED_PARTITIONS.labels(topic=tp.topic).inc()
 
 
 def _ready() -> bool:

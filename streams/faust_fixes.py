@@ -5,7 +5,8 @@
    (``_drop_stale_records``), and acks of an older consumer generation counted
    (``_ack_of_current_generation``), further below.
 3. Offsets committed over a hole, or a commit stalled behind one (``_new_offset_below_holes``,
-   :class:`CommitHoleRepair`), at the end.
+   :class:`CommitHoleRepair`).
+4. A partition assigned but never fetched again (:class:`StalledPartitionRepair`), at the end.
 
 The first:
 
@@ -351,6 +352,108 @@ class CommitHoleRepair:
                 consumer._acked[tp].extend(offsets)
                 consumer._acked_index[tp].update(offsets)
         return actions
+
+
+# --- 4. a partition assigned but never fetched again ------------------------------------------
+# Faust fetches only the partitions in its consumer's active set. A partition leaves that set
+# while its stream's buffer is full (``on_buffer_full``) or while table recovery pauses it, and
+# comes back when the buffer drains or recovery resumes it. aiokafka, meanwhile, sends no fetch
+# request for a partition whose earlier records it still holds untaken. A partition that never
+# comes back is assigned, has records to read, and is never fetched again: no record reaches
+# its stream, so no hole opens and part 3 does not see it. That was seen once after a
+# rebalance (318 records of ``articles.unique`` partition 1 left unread for 600 s, the event
+# loop idle). The repair below finds an assigned input partition whose progress has not moved
+# for ``after_s`` while the topic holds records past its committed offset, logs where Faust and
+# aiokafka hold it, puts it back in the active set and seeks it to its committed offset.
+
+
+def progress_marker(consumer: Any, tp: Any) -> tuple[Any, ...]:
+    """What changes whenever a partition makes progress: its committed and read offsets and its
+    acked offsets (count and last)."""
+    acked = consumer._acked.get(tp) or ()
+    return (consumer._committed_offset.get(tp), consumer._read_offset.get(tp), len(acked),
+            acked[-1] if acked else None)
+
+
+def fetch_state(consumer: Any, tp: Any) -> dict[str, Any]:
+    """Where Faust and aiokafka hold a partition: the facts a stall report needs."""
+    active = consumer._active_partitions
+    state: dict[str, Any] = {
+        "active": active is None or tp in active,
+        "paused": tp in consumer._paused_partitions,
+        "buffer_full": tp in consumer._buffered_partitions,
+        "read_offset": consumer._read_offset.get(tp),
+    }
+    try:  # aiokafka's own view, when the consumer thread's client is there to ask
+        client = consumer._thread._ensure_consumer()
+        tp_state = client._subscription.subscription.assignment.state_value(tp)
+        state["fetch_position"] = tp_state.position if tp_state.has_valid_position else None
+        state["fetch_paused"] = tp_state.paused
+        state["records_held"] = tp in client._fetcher._records
+    except Exception:  # a report, never a reason to fail the repair
+        pass
+    return state
+
+
+class StalledPartitionRepair:
+    """Fetch again an assigned partition of the worker's inputs whose progress has not moved for
+    ``after_s`` seconds while its topic holds records past its committed offset.
+
+    A partition that is caught up, or that keeps moving, is never touched; a refetch delivers
+    at most what was already delivered (the stages are idempotent, the sink deduplicates).
+    """
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self._seen: dict[Any, tuple[Any, float]] = {}  # tp -> (marker, since)
+
+    def reset(self) -> None:
+        """Forget every partition's clock (a rebalance seeks every partition anyway)."""
+        self._seen.clear()
+
+    def due(self, markers: Mapping[Any, Any], now: float) -> list[Any]:
+        """The partitions whose marker has not changed for ``after_s`` (each then waits another
+        ``after_s`` before it is due again)."""
+        for tp in list(self._seen):
+            if tp not in markers:
+                del self._seen[tp]
+        stalled: list[Any] = []
+        for tp, marker in markers.items():
+            seen = self._seen.get(tp)
+            if seen is None or seen[0] != marker:
+                self._seen[tp] = (marker, now)
+            elif now - seen[1] >= self.after_s:
+                stalled.append(tp)
+                self._seen[tp] = (marker, now)
+        return stalled
+
+    async def check(self, consumer: Any, now: float) -> list[tuple[Any, int, int]]:
+        """Refetch the consumer's stalled partitions: ``(tp, committed, end offset)`` each."""
+        markers = {
+            tp: progress_marker(consumer, tp) for tp in consumer.assignment()
+            if never_compacted(tp.topic) and consumer._committed_offset.get(tp) is not None
+            and commit_hole(consumer, tp) is None  # part 3's to repair
+        }
+        stalled = self.due(markers, now)
+        # a partition the consumer has fetched knows its end; one never fetched asks the broker
+        unknown = [tp for tp in stalled if consumer.highwater(tp) is None]
+        ends: dict[Any, int | None] = {tp: consumer.highwater(tp) for tp in stalled}
+        if unknown:
+            ends.update(await consumer.highwaters(*unknown))
+        refetched: list[tuple[Any, int, int]] = []
+        for tp in stalled:
+            committed, end = consumer._committed_offset.get(tp), ends.get(tp)
+            if committed is None or end is None or end <= committed:
+                continue  # caught up: an idle partition, not a stalled one
+            log.warning("stalled_partition_refetched", topic=tp.topic, partition=tp.partition,
+                        committed=committed, end_offset=end, stalled_s=self.after_s,
+                        **fetch_state(consumer, tp))
+            consumer._paused_partitions.discard(tp)
+            consumer._buffered_partitions.discard(tp)
+            consumer._get_active_partitions().add(tp)
+            await consumer.seek(tp, committed)
+            refetched.append((tp, committed, end))
+        return refetched
 
 
 def install() -> None:

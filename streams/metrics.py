@@ -18,6 +18,12 @@ COMMIT_HOLES = Counter(
     "the offsets were skipped after the refetches failed to fill them)",
     ["topic", "action"],
 )
+STALLED_PARTITIONS = Counter(
+    "relwatch_stalled_partitions_total",
+    "Assigned input partitions that had records to read but made no progress, fetched again "
+    "from their committed offsets",
+    ["topic"],
+)
 STAGE_PROCESSES = Gauge(
     "relwatch_stage_processes", "Processes running the normalize and extract stages (0: the "
     "worker's own process runs them)"

@@ -65,6 +65,8 @@ class WorkerProcess:
             RELWATCH_TIMELINE_EXPIRE_INTERVAL_S=str(self.settings.timeline_expire_interval_s),
             RELWATCH_LAG_METRICS_INTERVAL_S=str(self.settings.lag_metrics_interval_s),
             RELWATCH_COMMIT_HOLE_REFETCH_S=str(self.settings.commit_hole_refetch_s),
+            RELWATCH_STALLED_PARTITION_REFETCH_S=str(
+                self.settings.stalled_partition_refetch_s),
         )
         env.update(self.extra_env)
         return env

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
         "the worker fetches the partition again from its committed offset (0 = never; see "
         "docs/delivery-semantics.md)",
     )
+    stalled_partition_refetch_s: float = Field(
+        default=30.0,
+        description="How long an assigned input partition with records to read may make no "
+        "progress before the worker fetches it again from its committed offset (0 = never; "
+        "see docs/delivery-semantics.md)",
+    )
     max_text_chars: int = Field(default=200_000, description="Longer article texts are truncated")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto = console on a terminal, JSON otherwise"

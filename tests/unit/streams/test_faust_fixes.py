@@ -307,3 +307,68 @@ def test_hole_repair_seeks_back_to_the_committed_offset() -> None:
     assert asyncio.run(repair.check(consumer, now=2)) == [(tp, 1, 4, "give_up")]
     assert sorted(consumer._acked[tp]) == [1, 2, 3, 4, 5]
     assert faust_fixes._original_new_offset(consumer, tp) == 6
+
+
+def test_stall_repair_waits_for_a_marker_that_does_not_move() -> None:
+    stuck, moving = _tp(0), _tp(1)
+    repair = faust_fixes.StalledPartitionRepair(after_s=10)
+    assert repair.due({stuck: (5, None, 0, None), moving: (5, None, 0, None)}, now=0) == []
+    assert repair.due({stuck: (5, None, 0, None), moving: (5, 6, 1, 5)}, now=6) == []
+    assert repair.due({stuck: (5, None, 0, None), moving: (5, 8, 3, 7)}, now=10) == [stuck]
+    # acted on: the same partition waits another after_s before it is due again
+    assert repair.due({stuck: (5, None, 0, None), moving: (8, 8, 0, None)}, now=15) == []
+    assert repair.due({stuck: (5, None, 0, None)}, now=20) == [stuck]
+    repair.reset()
+    assert repair.due({stuck: (5, None, 0, None)}, now=21) == []
+
+
+def _assigned_consumer(committed: dict[Any, int], highwater: dict[Any, int | None],
+                       ends: dict[Any, int]) -> Any:
+    """The consumer state the stall repair reads: an assignment, offsets, the active set."""
+    consumer = _consumer_with({}, committed)
+    asked: list[tuple[Any, ...]] = []
+
+    async def highwaters(*tps: Any) -> dict[Any, int]:
+        asked.append(tps)
+        return {tp: ends[tp] for tp in tps}
+
+    consumer.assignment = lambda: set(committed)
+    consumer.highwater = highwater.get
+    consumer.highwaters = highwaters
+    consumer.asked = asked
+    consumer._read_offset = defaultdict(lambda: None)
+    consumer._active_partitions = set(committed) - {_tp(0)}  # partition 0 left the active set
+    consumer._paused_partitions = {_tp(0)}
+    consumer._buffered_partitions = set()
+    consumer._get_active_partitions = lambda: consumer._active_partitions
+    return consumer
+
+
+def test_stall_repair_refetches_only_a_partition_with_records_to_read() -> None:
+    """Partition 0 is out of the active set, never fetched (no highwater), 318 records behind:
+    it is put back and sought to its committed offset. Partition 1 is caught up (idle), and is
+    left alone; neither is touched before after_s."""
+    never_fetched, idle = _tp(0), _tp(1)
+    consumer = _assigned_consumer({never_fetched: 100, idle: 50},
+                                  {never_fetched: None, idle: 50}, {never_fetched: 418})
+    repair = faust_fixes.StalledPartitionRepair(after_s=5)
+    assert asyncio.run(repair.check(consumer, now=0)) == []
+    assert asyncio.run(repair.check(consumer, now=4)) == []
+    assert consumer.seeks == [] and consumer.asked == []
+    assert asyncio.run(repair.check(consumer, now=5)) == [(never_fetched, 100, 418)]
+    assert consumer.asked == [(never_fetched,)]  # only the partition whose end is unknown
+    assert consumer.seeks == [(never_fetched, 100)]
+    assert never_fetched in consumer._active_partitions
+    assert never_fetched not in consumer._paused_partitions
+
+
+def test_stall_repair_leaves_a_hole_to_the_hole_repair_and_a_moving_partition_alone() -> None:
+    holed, moving = _tp(0), _tp(1)
+    consumer = _assigned_consumer({holed: 1, moving: 7}, {holed: 90, moving: 90}, {})
+    consumer._acked[holed] = [4, 5]  # a hole 1-3: part 3's
+    repair = faust_fixes.StalledPartitionRepair(after_s=1)
+    for now in range(4):
+        consumer._acked[moving].append(7 + now)
+        consumer._read_offset[moving] = 7 + now
+        assert asyncio.run(repair.check(consumer, now=now)) == []
+    assert consumer.seeks == []
