@@ -236,6 +236,13 @@ def histogram_totals(port: int, name: str) -> tuple[float, float]:
     return values.get(f"{name}_sum", 0.0), values.get(f"{name}_count", 0.0)
 
 
+def gauge_total(port: int, name: str) -> float:
+    """The sum of a Prometheus gauge's samples on a worker's ``/metrics`` page (all labels)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith((f"{name}{{", f"{name} ")))
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -308,6 +315,11 @@ def end_to_end(bootstrap: str, settings: Settings, items: list[StreamItem], work
             f"{memory['worker_rss_mb']:.0f} MB (main {memory['worker_main_rss_mb']:.0f}, stage "
             f"processes {memory['stage_processes_rss_mb']:.0f}), PSS "
             f"{memory['worker_pss_mb']:.0f} MB")
+        # RocksDB's part of the main process's RSS (block caches, memtables, table readers), as
+        # the worker last polled it
+        result["table_memory_mb"] = gauge_total(procs[0].web_port,
+                                                "relwatch_table_memory_bytes") / 2**20
+        log(f"of which the tables' RocksDB stores: {result['table_memory_mb']:.0f} MB")
         # the worker is its process and its stage processes: RSS summed over them (pages they
         # share counted in each, so this errs high; worker_pss_mb counts them once)
         result["rss_mb_after_100k"] = memory["worker_rss_mb"]
