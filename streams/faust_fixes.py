@@ -363,8 +363,9 @@ class CommitHoleRepair:
 # its stream, so no hole opens and part 3 does not see it. That was seen once after a
 # rebalance (318 records of ``articles.unique`` partition 1 left unread for 600 s, the event
 # loop idle). The repair below finds an assigned input partition whose progress has not moved
-# for ``after_s`` while the topic holds records past its committed offset, logs where Faust and
-# aiokafka hold it, puts it back in the active set and seeks it to its committed offset.
+# for ``after_s`` while the topic holds records past its committed offset (the broker's end
+# offset: the consumer's own is that of its last fetch), logs where Faust and aiokafka hold it,
+# puts it back in the active set and seeks it to its committed offset.
 
 
 def progress_marker(consumer: Any, tp: Any) -> tuple[Any, ...]:
@@ -435,11 +436,9 @@ class StalledPartitionRepair:
             and commit_hole(consumer, tp) is None  # part 3's to repair
         }
         stalled = self.due(markers, now)
-        # a partition the consumer has fetched knows its end; one never fetched asks the broker
-        unknown = [tp for tp in stalled if consumer.highwater(tp) is None]
-        ends: dict[Any, int | None] = {tp: consumer.highwater(tp) for tp in stalled}
-        if unknown:
-            ends.update(await consumer.highwaters(*unknown))
+        # the end offsets from the broker: the consumer's own highwater is that of its last
+        # fetch, and a partition no longer fetched has an old one, or none
+        ends: Mapping[Any, int | None] = await consumer.highwaters(*stalled) if stalled else {}
         refetched: list[tuple[Any, int, int]] = []
         for tp in stalled:
             committed, end = consumer._committed_offset.get(tp), ends.get(tp)

@@ -322,8 +322,7 @@ def test_stall_repair_waits_for_a_marker_that_does_not_move() -> None:
     assert repair.due({stuck: (5, None, 0, None)}, now=21) == []
 
 
-def _assigned_consumer(committed: dict[Any, int], highwater: dict[Any, int | None],
-                       ends: dict[Any, int]) -> Any:
+def _assigned_consumer(committed: dict[Any, int], ends: dict[Any, int]) -> Any:
     """The consumer state the stall repair reads: an assignment, offsets, the active set."""
     consumer = _consumer_with({}, committed)
     asked: list[tuple[Any, ...]] = []
@@ -333,7 +332,7 @@ def _assigned_consumer(committed: dict[Any, int], highwater: dict[Any, int | Non
         return {tp: ends[tp] for tp in tps}
 
     consumer.assignment = lambda: set(committed)
-    consumer.highwater = highwater.get
+    consumer.highwater = committed.get  # its last fetch's: caught up, whatever came since
     consumer.highwaters = highwaters
     consumer.asked = asked
     consumer._read_offset = defaultdict(lambda: None)
@@ -345,18 +344,18 @@ def _assigned_consumer(committed: dict[Any, int], highwater: dict[Any, int | Non
 
 
 def test_stall_repair_refetches_only_a_partition_with_records_to_read() -> None:
-    """Partition 0 is out of the active set, never fetched (no highwater), 318 records behind:
+    """Partition 0 is out of the active set and 318 records behind on the broker, though its
+    last fetch saw it caught up:
     it is put back and sought to its committed offset. Partition 1 is caught up (idle), and is
     left alone; neither is touched before after_s."""
     never_fetched, idle = _tp(0), _tp(1)
-    consumer = _assigned_consumer({never_fetched: 100, idle: 50},
-                                  {never_fetched: None, idle: 50}, {never_fetched: 418})
+    consumer = _assigned_consumer({never_fetched: 100, idle: 50}, {never_fetched: 418, idle: 50})
     repair = faust_fixes.StalledPartitionRepair(after_s=5)
     assert asyncio.run(repair.check(consumer, now=0)) == []
     assert asyncio.run(repair.check(consumer, now=4)) == []
     assert consumer.seeks == [] and consumer.asked == []
     assert asyncio.run(repair.check(consumer, now=5)) == [(never_fetched, 100, 418)]
-    assert consumer.asked == [(never_fetched,)]  # only the partition whose end is unknown
+    assert sorted(consumer.asked[0]) == [never_fetched, idle]  # the broker says where each ends
     assert consumer.seeks == [(never_fetched, 100)]
     assert never_fetched in consumer._active_partitions
     assert never_fetched not in consumer._paused_partitions
@@ -364,7 +363,7 @@ def test_stall_repair_refetches_only_a_partition_with_records_to_read() -> None:
 
 def test_stall_repair_leaves_a_hole_to_the_hole_repair_and_a_moving_partition_alone() -> None:
     holed, moving = _tp(0), _tp(1)
-    consumer = _assigned_consumer({holed: 1, moving: 7}, {holed: 90, moving: 90}, {})
+    consumer = _assigned_consumer({holed: 1, moving: 7}, {holed: 90, moving: 90})
     consumer._acked[holed] = [4, 5]  # a hole 1-3: part 3's
     repair = faust_fixes.StalledPartitionRepair(after_s=1)
     for now in range(4):
