@@ -371,3 +371,24 @@ def test_stall_repair_leaves_a_hole_to_the_hole_repair_and_a_moving_partition_al
         consumer._read_offset[moving] = 7 + now
         assert asyncio.run(repair.check(consumer, now=now)) == []
     assert consumer.seeks == []
+
+
+async def _stall_reports() -> tuple[dict[str, Any], dict[str, Any]]:
+    held, fresh = _tp(0), _tp(1)
+    assignment = _assignment_of(0, 1)  # aiokafka's states want a running loop
+    assignment.state_value(held).reset_to(100)  # aiokafka will fetch it from 100
+    client = SimpleNamespace(
+        _subscription=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment)),
+        _fetcher=SimpleNamespace(_records={held: object()}))  # untaken records of it
+    consumer = _assigned_consumer({held: 100, fresh: 7}, {})
+    consumer._thread = SimpleNamespace(_ensure_consumer=lambda: client)
+    return faust_fixes.fetch_state(consumer, held), faust_fixes.fetch_state(consumer, fresh)
+
+
+def test_a_stall_report_says_where_faust_and_aiokafka_hold_the_partition() -> None:
+    held, fresh = asyncio.run(_stall_reports())
+    assert held == {
+        "active": False, "paused": True, "buffer_full": False, "read_offset": None,
+        "fetch_position": 100, "fetch_paused": False, "records_held": True}
+    assert fresh["active"] and fresh["fetch_position"] is None
+    assert not fresh["records_held"]
