@@ -22,7 +22,7 @@ import structlog
 from schemas.models import CleanArticle, DuplicateNotice, EventMention, TimelineEntry
 from schemas.topics import FINGERPRINT_HEADER, WORKER_INPUT_TOPICS
 
-from . import dedupe, normalize, stagepool, timeline
+from . import dedupe, stagepool, timeline
 from .app import (
     app,
     archive_topic,
@@ -121,7 +121,9 @@ def warm_up() -> None:
     """Start the stage processes (they load the models and data files), or load those here if
     the stages run in this process, before the first message."""
     if _stage_pool.processes == 0:
-        normalize.warm_up()  # about 120 MB: only where the stages run
+        from . import normalize  # about 120 MB once warm: only where the stages run
+
+        normalize.warm_up()
     _stage_pool.start()
 
 

@@ -41,7 +41,7 @@ import structlog
 
 from schemas.models import CleanArticle, RawArticle
 
-from . import dedupe, enrich, extract, normalize
+from . import dedupe
 from .deadletter import failure_reason
 from .errors import StageFailure
 from .metrics import STAGE_PROCESS_RESTARTS, STAGE_PROCESSES
@@ -57,6 +57,8 @@ def normalize_payload(value: bytes, max_chars: int) -> tuple[bytes, bytes, bytes
     """A raw article record's value -> (key, value) of the cleaned article, and its text's
     near-duplicate fingerprint (the dedupe stage's costliest step, done here, beside the event
     loop rather than in it)."""
+    from . import normalize  # here: the worker's own process need not load the stages' code
+
     article = normalize.normalize(RawArticle.model_validate_json(value), max_chars=max_chars)
     return (article.id.encode(), article.model_dump_json().encode(),
             dedupe.text_fingerprint(article.text))
@@ -64,6 +66,8 @@ def normalize_payload(value: bytes, max_chars: int) -> tuple[bytes, bytes, bytes
 
 def extract_payload(value: bytes) -> Mentions:
     """A unique article's record value -> (key, value) of each enriched event mention."""
+    from . import enrich, extract
+
     article = CleanArticle.model_validate_json(value)
     return [(m.mention_id.encode(), m.model_dump_json().encode())
             for m in (enrich.enrich(m) for m in extract.extract_events(article))]
@@ -92,6 +96,8 @@ def _start_stage_process(log_level: str, log_format: str) -> None:
     from .logs import configure_logging
 
     configure_logging(log_level, log_format)
+    from . import normalize
+
     normalize.warm_up()
 
 
