@@ -5,16 +5,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import time
 from collections.abc import Callable
 from functools import cache
 
 import faust
-import structlog
 
 from .logs import configure_logging
-
-log = structlog.get_logger(__name__)
 
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -50,8 +46,8 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def release_free_heap() -> bool:
-    """Collect the garbage (:func:`collect_garbage`), then give the heap's free pages back to
-    the system (glibc's ``malloc_trim``); False where there is nothing to call (not glibc).
+    """Give the heap's free pages back to the system (glibc's ``malloc_trim``); False where
+    there is nothing to call (not glibc).
 
     glibc keeps the space of freed blocks in its heap, between blocks still in use, for the
     next allocations: under load the worker's batches reuse it (their transient JSON, lists
@@ -59,25 +55,12 @@ def release_free_heap() -> bool:
     35 MB at 55,000 articles on the bench stream, bench/README.md session 13). A call takes a
     few milliseconds.
     """
-    collect_garbage()
     libc = _libc()
     trim = getattr(libc, "malloc_trim", None)
     if trim is None:
         return False
     trim(0)
     return True
-
-
-def collect_garbage() -> int:
-    """A full collection: the worker's thresholds (``RELWATCH_GC_THRESHOLDS``) let cyclic
-    garbage of a busy spell (coroutines, futures and Faust's events and messages that refer to
-    each other) wait in the oldest generation, resident, for a collection that may not come
-    before the next spell. Returns the unreachable objects found (logged with the time)."""
-    started = time.perf_counter()
-    found = gc.collect()
-    log.info("garbage_collected", unreachable=found,
-             seconds=round(time.perf_counter() - started, 3))
-    return found
 
 
 class IdleTrim:

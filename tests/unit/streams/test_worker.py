@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 
@@ -71,34 +70,8 @@ print(release_free_heap(), before, resident())
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 def test_releasing_the_free_heap_gives_its_pages_back() -> None:
     out = subprocess.run([sys.executable, "-c", _TRIM_PROBE], check=True, capture_output=True,
-                         text=True).stdout.splitlines()[-1].split()  # after the log line
+                         text=True).stdout.split()
     if out[0] != "True":
         pytest.skip("not glibc")
     before, after = float(out[1]), float(out[2])
     assert before - after > 100  # about 190 MB held in free blocks between kept ones
-
-
-def test_the_idle_release_collects_cyclic_garbage_the_thresholds_left() -> None:
-    """Under the worker's thresholds a full collection seldom runs: a cycle a busy spell left
-    stays resident until the idle release collects it."""
-    import weakref
-
-    from streams.worker import collect_garbage
-
-    class Node:
-        def __init__(self) -> None:
-            self.payload = bytearray(1_000_000)
-            self.me = self  # a cycle: reference counting never frees it
-
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        node = Node()
-        gone = weakref.ref(node)
-        del node
-        assert gone() is not None  # garbage, still resident
-        assert collect_garbage() >= 1
-        assert gone() is None
-    finally:
-        if was_enabled:
-            gc.enable()
