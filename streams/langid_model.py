@@ -104,15 +104,20 @@ class FastLanguageIdentifier(LanguageIdentifier):  # type: ignore[misc]
         return np.full(len(self.nb_classes), fill, dtype=np.float32)
 
 
-def state_depths(move: Any, rowbase: Any) -> Any:
-    """Each state's breadth-first depth from the start state (state 0)."""
+def state_depths(move: Any, rowbase: Any, chunk: int = 2048) -> Any:
+    """Each state's breadth-first depth from the start state (state 0). The successors of a
+    level are gathered ``chunk`` states at a time (a whole level's would take 75 MB)."""
     depth = np.full(len(rowbase), -1, dtype=np.intp)
     depth[0] = 0
     frontier = np.zeros(1, dtype=np.intp)
     level = 0
+    symbols = np.arange(256)
     while frontier.size:
         level += 1
-        reached = np.unique(move[(rowbase[frontier][:, None] + np.arange(256)).ravel()])
+        reached = np.unique(np.concatenate([
+            np.unique(move[(rowbase[frontier[at : at + chunk]][:, None] + symbols).ravel()])
+            for at in range(0, frontier.size, chunk)
+        ]))
         frontier = reached[depth[reached] < 0].astype(np.intp)
         depth[frontier] = level
     if (depth < 0).any():
@@ -128,14 +133,16 @@ def split_states(move: Any, renumber: Any, chunk: int = 1 << 20) -> tuple[Any, A
     top = len(renumber) - 1
     if top >= 1 << 17:
         raise ValueError(f"a state number of {top.bit_length()} bits: more than the split holds")
+    if chunk % 8:
+        raise ValueError("the chunks must fill whole bytes of the packed bits")
     low = np.empty(len(move), dtype=np.uint16)
-    high = np.zeros(len(move), dtype=bool) if top >= 1 << 16 else None
+    high = np.empty((len(move) + 7) // 8, dtype=np.uint8) if top >= 1 << 16 else None
     for at in range(0, len(move), chunk):
         numbers = renumber[move[at : at + chunk]]
         low[at : at + chunk] = numbers & 0xFFFF
         if high is not None:
-            high[at : at + chunk] = numbers >= 1 << 16
-    return low, (np.packbits(high) if high is not None else None)
+            high[at // 8 : (at + len(numbers) + 7) // 8] = np.packbits(numbers >= 1 << 16)
+    return low, high
 
 
 def high_bits(packed: Any, index: Any) -> Any:

@@ -77,3 +77,20 @@ def test_automaton_depth_is_what_the_walk_assumes(reference: LanguageIdentifier)
     assert depth.max() <= langid_model.DFA_DEPTH
     targets = move[rowbase[:, None] + np.arange(256)]
     assert (depth[targets] <= depth[:, None] + 1).all()
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 1000, 4099])
+def test_split_states_keeps_every_state_number(size: int) -> None:
+    """Low 16 bits and packed 17th bits give back each renumbered state, whatever the chunk
+    (the chunks' packed bytes meet without a gap)."""
+    rng = np.random.default_rng(size)
+    move = rng.integers(0, 100_000, size).astype(np.uint32)
+    renumber = rng.permutation(100_000)
+    numbers = renumber[move]
+    for chunk in (8, 16, 1 << 20):
+        low, high = langid_model.split_states(move, renumber, chunk=chunk)
+        assert high is not None
+        rebuilt = low.astype(np.intp) | langid_model.high_bits(high, np.arange(size)) << 16
+        assert (rebuilt == numbers).all()
+    with pytest.raises(ValueError):
+        langid_model.split_states(move, renumber, chunk=12)
