@@ -228,9 +228,15 @@ def messages_by_topic(bootstrap: str, settings: Settings) -> dict[str, int]:
         admin.close()
 
 
+def metrics_page(port: int) -> str:
+    """A worker's ``/metrics`` page (Prometheus text)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+        return str(page.read().decode())
+
+
 def histogram_totals(port: int, name: str) -> tuple[float, float]:
     """(sum, count) of a Prometheus histogram on a worker's ``/metrics`` page."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    text = metrics_page(port)
     values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
               if line.startswith((f"{name}_sum", f"{name}_count"))}
     return values.get(f"{name}_sum", 0.0), values.get(f"{name}_count", 0.0)
@@ -238,7 +244,7 @@ def histogram_totals(port: int, name: str) -> tuple[float, float]:
 
 def gauge_total(port: int, name: str) -> float:
     """The sum of a Prometheus gauge's samples on a worker's ``/metrics`` page (all labels)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    text = metrics_page(port)
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith((f"{name}{{", f"{name} ")))
 
