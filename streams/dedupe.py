@@ -16,14 +16,15 @@ agent can pass changelog-backed Faust tables and tests can pass dicts:
 Values are always replaced, never mutated in place: a Faust table only sees ``table[k] = v``.
 The worker keeps only ``signatures`` in a changelog-backed table; ``exact`` and ``bands`` are
 derived from it in memory (:func:`rebuild_index`), hence their compact, non-JSON shapes: per
-unique article the low 16 bits of its 128 signature values (256 bytes, :func:`held_signature`)
+unique article the low 8 bits of its 128 signature values (128 bytes, :func:`held_signature`)
 and 64 band entries of 8 bytes, in numpy arrays (they were Python ints in a dict, about 90
 bytes each).
 
 Similarity is the Jaccard index of word bigram sets, estimated by MinHash (128 hash functions
 of the multiply-shift family over 32-bit shingle hashes: numpy, no per-process salt, so
 signatures written by one worker are valid in the next). Candidates come from LSH bands of two
-rows and are verified against their stored signature.
+rows, are screened by the low bits of their signature held in memory, and the few that pass
+are verified against their full stored signature.
 
 Why the default threshold is 0.2 and not 0.8: the two wire groups of the dev corpus are
 rewrites of one agency story by two outlets (d005/d006: bigram Jaccard 0.38; d016/d017: 0.32),
@@ -139,11 +140,12 @@ class BandIndex(Mapping[int, list[str]]):
     cap, which only adds candidates, each verified against its signature.
 
     Article ids are stored once, as slots, each with the article's signature and ingest time
-    (the low 16 bits of each value, :func:`held_signature`: a row of a uint16 matrix, 256 bytes
-    for 128 values), so that checking a candidate reads no table: the candidates of an article
+    (the low 8 bits of each value, :func:`held_signature`: a row of a uint8 matrix, 128 bytes
+    for 128 values), so that screening a candidate reads no table: the candidates of an article
     grow with the window (on the bench stream about 5 per article over its first 1,000
     articles, 36 over its fourth 1,000), and each read from a RocksDB table with its JSON
-    decode cost tens of microseconds. As a ``Mapping`` (for tests
+    decode cost tens of microseconds; only a candidate that passes the screen is read. As a
+    ``Mapping`` (for tests
     and inspection) it is the buckets by short key; the detector uses :meth:`candidates`,
     :meth:`candidate_slots`, :meth:`signatures_at`, :meth:`add` and :meth:`retain`.
     """
@@ -158,7 +160,7 @@ class BandIndex(Mapping[int, list[str]]):
         self._slots: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)  # -1: gone
         self._delta: dict[int, list[int]] = {}
         self._delta_entries = 0
-        self._sigs: npt.NDArray[np.uint16] = np.zeros((0, 0), dtype=np.uint16)
+        self._sigs: npt.NDArray[np.uint8] = np.zeros((0, 0), dtype=np.uint8)
         self._stamps: npt.NDArray[np.float64] = np.zeros(0)
 
     # --- the detector's operations -------------------------------------------------------
@@ -184,7 +186,7 @@ class BandIndex(Mapping[int, list[str]]):
         return self._ids[slot]
 
     def signatures_at(self, slots: list[int]
-                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint16]]:
+                      ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
         """The ingest times and held signatures (rows, :func:`held_signature`) of the articles
         in ``slots`` (as :meth:`candidate_slots` gives them), in that order."""
         return self._stamps[slots], self._sigs[slots]
@@ -266,7 +268,7 @@ class BandIndex(Mapping[int, list[str]]):
             raise ValueError(f"signatures of {width} values in an index of {self._sigs.shape[1]}")
         if slot >= len(self._stamps) or self._sigs.shape[1] != width:
             size = max(slot + 1, 2 * len(self._stamps), 64)
-            sigs = np.zeros((size, width), dtype=np.uint16)
+            sigs = np.zeros((size, width), dtype=np.uint8)
             if self._sigs.size:
                 sigs[:len(self._sigs)] = self._sigs
             stamps = np.zeros(size)
@@ -507,14 +509,16 @@ def lsh_band_keys(signature: Signature | list[int], rows_per_band: int = 2) -> l
     return keys
 
 
-def held_signature(signature: Signature | list[int]) -> npt.NDArray[np.uint16]:
-    """The low 16 bits of each MinHash value: what the band index keeps of a signature to check
-    its candidates (b-bit MinHash). Two unequal 32-bit values agree in their low 16 bits with
-    probability 2^-16, so a 128-slot estimate gains a spurious equal slot about once in 512
-    comparisons of unrelated texts, and a verdict can move only when that slot lands on the
-    threshold; half the memory of the full values.
+def held_signature(signature: Signature | list[int]) -> npt.NDArray[np.uint8]:
+    """The low 8 bits of each MinHash value: what the band index keeps of a signature to screen
+    its candidates (b-bit MinHash). Values equal in full are equal in their low bits, so a
+    candidate's held count of equal slots is never below its full count, and the screen
+    (:func:`_best_candidate`) passes every candidate that reaches the threshold in full. Two
+    unequal values agree in their low 8 bits with probability 2^-8: an unrelated candidate
+    gains about half a slot of 128, so few pass the screen without reaching the threshold, and
+    those are dropped by their full signature. A quarter of the memory of the full values.
     """
-    return (np.asarray(signature, dtype=np.uint32) & 0xFFFF).astype(np.uint16)
+    return (np.asarray(signature, dtype=np.uint32) & 0xFF).astype(np.uint8)
 
 
 def estimated_similarity(left: Signature | list[int], right: Signature | list[int]) -> float:
@@ -640,6 +644,10 @@ def _best_candidate(
     threshold: float,
     horizon: float = float("-inf"),
 ) -> tuple[str, float] | None:
+    """The most similar remembered article at ``threshold`` or above (ties: the older), with
+    its similarity from the full signatures. The held low bits screen the candidates (they
+    never count fewer equal slots than the full values); only those that pass are read from
+    ``state.signatures``."""
     bands = state.bands
     found = [(slot, cid) for slot in bands.candidate_slots(keys)
              if (cid := bands.article_id(slot)) != article_id]
@@ -653,15 +661,29 @@ def _best_candidate(
     others = held_sigs[fresh]
     if not ids or width == 0:
         return None
-    equal: list[int] = np.count_nonzero(others == held_signature(signature), axis=1).tolist()
+    screened: list[int] = np.count_nonzero(others == held_signature(signature), axis=1).tolist()
     best: tuple[str, float, float] | None = None
-    for cid, ts, same in zip(ids, stamps, equal, strict=True):
-        similarity = same / width
+    for cid, ts, held_same in zip(ids, stamps, screened, strict=True):
+        if held_same / width < threshold:
+            continue
+        similarity = _full_similarity(state, cid, signature, held_same)
         if similarity < threshold:
             continue
         if best is None or similarity > best[1] or (similarity == best[1] and ts < best[2]):
             best = (cid, similarity, ts)
     return (best[0], best[1]) if best is not None else None
+
+
+def _full_similarity(state: DedupeState, candidate_id: str, signature: Signature,
+                     held_same: int) -> float:
+    """The estimated Jaccard of ``signature`` and a candidate's stored signature; where the
+    record lacks one (not expected: the index is derived from the records), the screen's own
+    count."""
+    record = state.signatures.get(candidate_id)
+    stored = record.get("sig") if record else None
+    if not stored:
+        return held_same / len(signature)
+    return estimated_similarity(signature, unpack_signature(stored))
 
 
 def _first_copy(entry: Any) -> tuple[str, float] | None:

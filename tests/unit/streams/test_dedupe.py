@@ -106,13 +106,13 @@ def test_every_pair_separately(articles: list[CleanArticle]) -> None:
             )
 
 
-def test_the_index_estimates_from_16_bits_as_from_the_full_values(
+def test_the_index_screens_on_8_bits_and_reports_the_full_values(
     articles: list[CleanArticle],
 ) -> None:
-    """The band index keeps the low 16 bits of each MinHash value (half the memory): the
-    verdicts on the corpus's wire pairs carry the similarity of the full signatures."""
+    """The band index keeps the low 8 bits of each MinHash value (a quarter of the memory):
+    the verdicts on the corpus's wire pairs carry the similarity of the full signatures."""
     held = dedupe.held_signature(dedupe.minhash_signature(articles[0].text))
-    assert held.dtype == np.uint16 and held.nbytes == 2 * dedupe.DEFAULT_CONFIG.num_perm
+    assert held.dtype == np.uint8 and held.nbytes == dedupe.DEFAULT_CONFIG.num_perm
     by_id = {a.id: a for a in articles}
     for pair in WIRE_PAIRS:
         first, second = (by_id[i] for i in sorted(pair))
@@ -457,21 +457,47 @@ def _similar_texts(n: int) -> list[str]:
     return [*base, base[2] + " one more line", base[5]]
 
 
-def test_candidates_are_checked_without_reading_the_table() -> None:
-    """The band index holds its articles' signatures: a new article reads the table once, for
-    its own id, however many candidates its bands name."""
+def test_candidates_are_screened_without_reading_the_table() -> None:
+    """The band index holds the low bits of its articles' signatures: a new article reads the
+    table for its own id, and for a candidate only when it passes the screen (here the one
+    copy it is a near duplicate of), however many candidates its bands name."""
     signatures = CountingDict()
     state = dedupe.DedupeState(exact={}, signatures=signatures)
-    verdicts, candidates = [], 0
+    verdicts, candidates, reads = [], 0, []
     for n, text in enumerate(_similar_texts(30)):
         keys = dedupe.lsh_band_keys(dedupe.minhash_signature(text))
         candidates += len(state.bands.candidates(keys))
         signatures.reads = 0
         verdicts.append(dedupe.check_and_remember(_article(f"a{n:02d}", text), state,
                                                   now=float(n)))
-        assert signatures.reads == 1  # its own id (a replay gets its first verdict back)
-    assert candidates > 60  # checked against the index's signatures, none read
+        reads.append(signatures.reads)
+    assert candidates > 60  # screened against the index's held signatures, none read
     assert [v.duplicate_of for v in verdicts] == [None] * 30 + ["a02", "a05"]
+    # its own id (a replay gets its first verdict back); the near copy also reads a02's record,
+    # the exact copy none but its own
+    assert reads == [1] * 30 + [2, 1]
+
+
+def test_the_screen_passes_on_low_bits_and_the_full_signature_decides() -> None:
+    """A candidate whose values agree with the article's in their low 8 bits but not in full
+    passes the screen and is then rejected by its stored signature: the verdict is that of the
+    full values."""
+    rng = np.random.default_rng(7)
+    width = dedupe.DEFAULT_CONFIG.num_perm
+    original = rng.integers(0, 2**32, width, dtype=np.uint64).astype(np.uint32)
+    lookalike = original ^ np.uint32(1 << 20)  # every low 8 bits equal, no value equal
+    lookalike[:2] = original[:2]  # one band in common: a candidate
+    state = _state()
+    keys = dedupe.lsh_band_keys(lookalike)
+    state.signatures["look"] = {"ts": INGEST, "kind": "unique",
+                                "sig": dedupe.pack_signature(lookalike), "banded": True}
+    state.bands.add("look", keys, 50, lookalike, INGEST, new=True)
+    probe = dedupe.lsh_band_keys(original)
+    assert state.bands.candidates(probe) == ["look"]
+    assert dedupe.held_signature(original).tolist() == dedupe.held_signature(lookalike).tolist()
+    assert dedupe._best_candidate("new", original, probe, state, 0.2) is None
+    state.signatures["look"]["sig"] = dedupe.pack_signature(original)  # now equal in full
+    assert dedupe._best_candidate("new", original, probe, state, 0.2) == ("look", 1.0)
 
 
 def test_an_index_rebuilt_from_the_table_answers_as_the_incremental_one() -> None:
