@@ -95,7 +95,7 @@ timeline_reposts = _table("timeline-reposts")
 _stored_reposts = timeline.KnownKeys(timeline_reposts)  # absent keys answered from memory
 timeline.set_aggregate_cache(settings.timeline_aggregate_members)
 _derived: dict[str, Any] = {
-    "exact": {}, "bands": dedupe.BandIndex(), "ages": dedupe.AgeQueue(),
+    "exact": dedupe.ExactIndex(), "bands": dedupe.BandIndex(), "ages": dedupe.AgeQueue(),
     "index": timeline.PackedDocs(cache_size=settings.timeline_index_docs_in_use),
     "entries": timeline.CompressedEntries(),
 }
@@ -180,7 +180,7 @@ async def _rebuild_dedupe_index() -> None:
     if not _rebuild["dedupe"]:
         return
     _rebuild["dedupe"] = False
-    exact: dict[str, Any] = {}
+    exact = dedupe.ExactIndex()
     bands = dedupe.BandIndex()
     for _ in dedupe.rebuild_index_into(exact, bands, dedupe_signatures, DEDUPE_CONFIG):
         await asyncio.sleep(0)  # heartbeats and the other stages run between chunks

@@ -281,6 +281,47 @@ def test_eviction_reads_what_goes_not_the_whole_state() -> None:
 
 
 
+_EXACT_KEYS = [content_hash(f"text {n}") for n in range(12)] + ["not-a-digest", "ab" * 20 + "x",
+                                                                    "00" * 20, "ff" * 19 + "00"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["set", "del", "get"]),
+                          st.sampled_from(_EXACT_KEYS), st.integers(0, 5)), max_size=120),
+       st.integers(1, 6))
+def test_the_exact_index_answers_as_a_dict(ops: list[tuple[str, str, int]],
+                                           merge_at: int) -> None:
+    """The packed exact-text map (digests in sorted arrays, the newest in a dict, holes left
+    by deletes) reads, writes, deletes and lists as a dict does, across its merges; keys that
+    are not 40-digit hex digests, and digests ending in zero bytes, included."""
+    index, model = dedupe.ExactIndex(merge_at=merge_at), {}
+    for op, key, n in ops:
+        if op == "set":
+            index[key] = model[key] = (f"a{n}", float(n))
+        elif op == "del" and key in model:
+            del index[key], model[key]
+        elif op == "del":
+            with pytest.raises(KeyError):
+                del index[key]
+        assert index.get(key) == model.get(key)
+        assert len(index) == len(model)
+    assert dict(index) == model and sorted(index) == sorted(model)
+
+
+def test_the_exact_index_holds_a_digest_in_36_bytes() -> None:
+    """What the packed map saves: after a merge, 20 bytes of digest, 8 of time and a list
+    slot per entry (a dict of (id, time) tuples under hex keys took about 210)."""
+    index = dedupe.ExactIndex(merge_at=1_000)
+    ids = [f"a{n}" for n in range(1_000)]
+    for n, article_id in enumerate(ids):
+        index[content_hash(f"text {n}")] = (article_id, float(n))
+    assert not index._recent and len(index) == 1_000
+    held = index._digests.nbytes + index._ts.nbytes + 8 * len(index._ids)
+    assert held == 36 * 1_000
+    assert index[content_hash("text 7")] == ("a7", 7.0)
+    assert index[content_hash("text 7")][0] is ids[7]  # the id string is not copied
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.floats(0.0, 100.0, allow_nan=False), st.integers(0, 40)),
                 max_size=80),
