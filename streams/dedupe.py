@@ -76,6 +76,7 @@ __all__ = [
     "rebuild_index_into",
     "shingles",
     "short_band_key",
+    "short_band_keys",
     "text_fingerprint",
     "unpack_signature",
 ]
@@ -131,6 +132,21 @@ def short_band_key(key: int) -> int:
     return (folded ^ (folded >> 32)) & _MASK32
 
 
+def short_band_keys(signature: Signature | list[int], rows_per_band: int = 2) -> list[int]:
+    """:func:`short_band_key` of each of :func:`lsh_band_keys` of ``signature``, computed on
+    the signature's values at once for bands of two rows, whose keys hold the band number above
+    bit 64 (in numpy's uint64, which wraps as ``& _MASK64`` does)."""
+    if rows_per_band != 2:
+        return [short_band_key(k) for k in lsh_band_keys(signature, rows_per_band)]
+    values = np.asarray(signature, dtype=np.uint64)
+    n_bands = len(values) // 2
+    rows = values[: n_bands * 2].reshape(n_bands, 2)
+    low = (rows[:, 0] << np.uint64(32)) | rows[:, 1]
+    folded = low ^ (np.arange(n_bands, dtype=np.uint64) * np.uint64(_FOLD))
+    short: list[int] = ((folded ^ (folded >> np.uint64(32))) & np.uint64(_MASK32)).tolist()
+    return short
+
+
 class BandIndex(Mapping[int, list[str]]):
     """The LSH buckets: short band key (:func:`short_band_key`) → article ids, oldest first.
 
@@ -171,9 +187,11 @@ class BandIndex(Mapping[int, list[str]]):
         ids = self._ids
         return [ids[slot] for slot in self.candidate_slots(keys)]
 
-    def candidate_slots(self, keys: list[int]) -> list[int]:
-        """:meth:`candidates` as slots (:meth:`article_id` names them)."""
-        folded = [short_band_key(k) for k in keys]
+    def candidate_slots(self, keys: list[int], short_keys: list[int] | None = None
+                        ) -> list[int]:
+        """:meth:`candidates` as slots (:meth:`article_id` names them); ``short_keys``: the
+        keys' :func:`short_band_keys`, where the caller has them."""
+        folded = [short_band_key(k) for k in keys] if short_keys is None else short_keys
         lows, highs = self._ranges(folded)
         out: dict[int, None] = {}
         delta = self._delta
@@ -193,16 +211,17 @@ class BandIndex(Mapping[int, list[str]]):
         return self._stamps[slots], self._sigs[slots]
 
     def add(self, article_id: str, keys: list[int], cap: int, signature: Signature,
-            ts: float, *, new: bool = False) -> None:
+            ts: float, *, new: bool = False, short_keys: list[int] | None = None) -> None:
         """Append ``article_id`` (its ``signature`` and ingest time ``ts`` kept for
         :meth:`signatures_at`) to the buckets of ``keys``; a bucket keeps its newest ``cap``.
-        ``new``: the caller knows the index does not hold the id (spares looking it up)."""
+        ``new``: the caller knows the index does not hold the id (spares looking it up);
+        ``short_keys``: as for :meth:`candidate_slots`."""
         slot = None if new else self._slot_of(article_id)
         if slot is None:
             slot = len(self._ids)
             self._ids.append(article_id)
         self._remember(slot, signature, ts, hash(article_id))
-        folded = [short_band_key(k) for k in keys]
+        folded = [short_band_key(k) for k in keys] if short_keys is None else short_keys
         lows, highs = self._ranges(folded)
         for key, lo, hi in zip(folded, lows, highs, strict=True):
             run = np.flatnonzero(self._slots[lo:hi] >= 0) + lo if hi > lo else None
@@ -679,8 +698,10 @@ def check_and_remember(
                         or _computed_signature(article.text, config))
     banded = count >= config.min_shingles
     keys = lsh_band_keys(signature, config.rows_per_band) if banded else []
+    short = short_band_keys(signature, config.rows_per_band) if banded else []
     if banded:
-        match = _best_candidate(article.id, signature, keys, state, config.threshold, horizon)
+        match = _best_candidate(article.id, signature, keys, state, config.threshold, horizon,
+                                short_keys=short)
         if match is not None:
             verdict = DedupeVerdict("near", match[0], round(match[1], 4))
             _remember_duplicate(state, article.id, verdict, now)
@@ -691,7 +712,8 @@ def check_and_remember(
         "hash": article.content_hash, "banded": banded,
     }
     _note_age(state, now, article.id)
-    _remember_unique(state, article, signature, now, banded, config, keys, new=True)
+    _remember_unique(state, article, signature, now, banded, config, keys, new=True,
+                     short_keys=short)
     return DedupeVerdict("unique")
 
 
@@ -729,6 +751,7 @@ def _read_fingerprint(fingerprint: bytes | None, config: DedupeConfig
 def _remember_unique(
     state: DedupeState, article: CleanArticle, signature: Signature, ts: float,
     banded: bool, config: DedupeConfig, keys: list[int] | None = None, new: bool = False,
+    short_keys: list[int] | None = None,
 ) -> None:
     """Make a unique article a candidate: its exact hash and LSH bands. Idempotent, so that a
     replay after a crash repairs writes the crash lost (tables are separate changelogs).
@@ -740,7 +763,8 @@ def _remember_unique(
         return
     if keys is None:
         keys = lsh_band_keys(signature, config.rows_per_band)
-    state.bands.add(article.id, keys, config.max_band_entries, signature, ts, new=new)
+    state.bands.add(article.id, keys, config.max_band_entries, signature, ts, new=new,
+                    short_keys=short_keys)
 
 
 def _best_candidate(
@@ -750,32 +774,29 @@ def _best_candidate(
     state: DedupeState,
     threshold: float,
     horizon: float = float("-inf"),
+    short_keys: list[int] | None = None,
 ) -> tuple[str, float] | None:
     """The most similar remembered article at ``threshold`` or above (ties: the older), with
-    its similarity from the full signatures. The held low bits screen the candidates (they
-    never count fewer equal slots than the full values); only those that pass are read from
-    ``state.signatures``."""
+    its similarity from the full signatures. The held low bits screen the candidates at once
+    (they never count fewer equal slots than the full values); only those that pass are named
+    and read from ``state.signatures``."""
     bands = state.bands
-    found = [(slot, cid) for slot in bands.candidate_slots(keys)
-             if (cid := bands.article_id(slot)) != article_id]
-    if not found:
-        return None
     width = len(signature)
-    held_stamps, held_sigs = bands.signatures_at([slot for slot, _ in found])
-    fresh = held_stamps >= horizon
-    ids = [cid for (_, cid), keep in zip(found, fresh.tolist(), strict=True) if keep]
-    stamps: list[float] = held_stamps[fresh].tolist()
-    others = held_sigs[fresh]
-    if not ids or width == 0:
+    slots = bands.candidate_slots(keys, short_keys)
+    if not slots or width == 0:
         return None
-    screened: list[int] = np.count_nonzero(others == held_signature(signature), axis=1).tolist()
+    held_stamps, held_sigs = bands.signatures_at(slots)
+    screened = np.count_nonzero(held_sigs == held_signature(signature), axis=1)
+    passed = np.flatnonzero((held_stamps >= horizon) & (screened / width >= threshold))
     best: tuple[str, float, float] | None = None
-    for cid, ts, held_same in zip(ids, stamps, screened, strict=True):
-        if held_same / width < threshold:
+    for at in passed.tolist():
+        cid = bands.article_id(slots[at])
+        if cid == article_id:
             continue
-        similarity = _full_similarity(state, cid, signature, held_same)
+        similarity = _full_similarity(state, cid, signature, int(screened[at]))
         if similarity < threshold:
             continue
+        ts = float(held_stamps[at])
         if best is None or similarity > best[1] or (similarity == best[1] and ts < best[2]):
             best = (cid, similarity, ts)
     return (best[0], best[1]) if best is not None else None

@@ -462,6 +462,17 @@ def test_legacy_records_with_int_list_signatures_are_read() -> None:
     assert not dedupe.check_and_remember(_article("a", text), old, now=INGEST + 2).is_duplicate
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=40), st.integers(1, 3))
+def test_short_band_keys_at_once_equal_them_one_by_one(values: list[int],
+                                                       rows_per_band: int) -> None:
+    """The band index's short keys computed on the signature at once (numpy's wrapping
+    uint64) are those of each band key folded in Python's unbounded ints."""
+    signature = np.array(values, dtype=np.uint32)
+    assert dedupe.short_band_keys(signature, rows_per_band) == [
+        dedupe.short_band_key(k) for k in dedupe.lsh_band_keys(signature, rows_per_band)]
+
+
 def test_band_keys_are_distinct_integers_per_band() -> None:
     keys = dedupe.lsh_band_keys([7] * 128)
     assert len(keys) == 64 and len(set(keys)) == 64  # equal values, different bands
