@@ -178,7 +178,16 @@ def simplemma_lookups() -> tuple[Callable[[str, str], str], Callable[[str, str],
     return (lambda word, lang: str(lemmatizer.lemmatize(word, lang)), is_known)
 
 
-@lru_cache(maxsize=200_000)
+WORD_CACHE_WORDS = 32_768
+"""Words each of :func:`lemma`, :func:`morph_tag` and :func:`word_keys` keeps, the most recently
+used: about 1 kB a word for the three together (60,000 new word forms in ru, uk, bg and en
+took 60 MB in a stage process; a miss costs about 60 µs). A stream of real news keeps bringing
+new word forms, so at 200,000 words each (the bound before session 17) the caches could grow
+to some 200 MB a stage process; at this bound they stay under about 35 MB. The bench stream's
+vocabulary (about 6,850 words) fits whole."""
+
+
+@lru_cache(maxsize=WORD_CACHE_WORDS)
 def lemma(word: str, lang: str) -> str:
     """The dictionary form of a word (lower case); the word itself when no lemmatizer applies."""
     low = word.lower()
@@ -189,7 +198,7 @@ def lemma(word: str, lang: str) -> str:
     return low
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=WORD_CACHE_WORDS)
 def morph_tag(word: str, lang: str) -> str:
     """pymorphy3's grammatical tag of the most likely parse (ru/uk), else ''."""
     if lang not in ("ru", "uk"):
@@ -208,7 +217,7 @@ def stem(word: str, lang: str) -> str:
     return low
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=WORD_CACHE_WORDS)
 def word_keys(word: str, lang: str) -> frozenset[str]:
     """Keys under which a word can match an alias word: surface, lemma, stem (lower case)."""
     low = word.lower()
