@@ -185,13 +185,11 @@ class BandIndex(Mapping[int, list[str]]):
         """The ids in the buckets of ``keys`` (band keys, not folded), each once, bucket by
         bucket, oldest first."""
         ids = self._ids
-        return [ids[slot] for slot in self.candidate_slots(keys)]
+        return [ids[slot] for slot in self.candidate_slots([short_band_key(k) for k in keys])]
 
-    def candidate_slots(self, keys: list[int], short_keys: list[int] | None = None
-                        ) -> list[int]:
-        """:meth:`candidates` as slots (:meth:`article_id` names them); ``short_keys``: the
-        keys' :func:`short_band_keys`, where the caller has them."""
-        folded = [short_band_key(k) for k in keys] if short_keys is None else short_keys
+    def candidate_slots(self, folded: list[int]) -> list[int]:
+        """:meth:`candidates` as slots (:meth:`article_id` names them), for the keys' short
+        forms (:func:`short_band_keys` of a signature)."""
         lows, highs = self._ranges(folded)
         out: dict[int, None] = {}
         delta = self._delta
@@ -210,18 +208,17 @@ class BandIndex(Mapping[int, list[str]]):
         in ``slots`` (as :meth:`candidate_slots` gives them), in that order."""
         return self._stamps[slots], self._sigs[slots]
 
-    def add(self, article_id: str, keys: list[int], cap: int, signature: Signature,
-            ts: float, *, new: bool = False, short_keys: list[int] | None = None) -> None:
+    def add(self, article_id: str, folded: list[int], cap: int, signature: Signature,
+            ts: float, *, new: bool = False) -> None:
         """Append ``article_id`` (its ``signature`` and ingest time ``ts`` kept for
-        :meth:`signatures_at`) to the buckets of ``keys``; a bucket keeps its newest ``cap``.
-        ``new``: the caller knows the index does not hold the id (spares looking it up);
-        ``short_keys``: as for :meth:`candidate_slots`."""
+        :meth:`signatures_at`) to the buckets of ``folded``, its band keys' short forms
+        (:func:`short_band_keys`); a bucket keeps its newest ``cap``. ``new``: the caller knows
+        the index does not hold the id (spares looking it up)."""
         slot = None if new else self._slot_of(article_id)
         if slot is None:
             slot = len(self._ids)
             self._ids.append(article_id)
         self._remember(slot, signature, ts, hash(article_id))
-        folded = [short_band_key(k) for k in keys] if short_keys is None else short_keys
         lows, highs = self._ranges(folded)
         for key, lo, hi in zip(folded, lows, highs, strict=True):
             run = np.flatnonzero(self._slots[lo:hi] >= 0) + lo if hi > lo else None
@@ -697,11 +694,9 @@ def check_and_remember(
     signature, count = (_read_fingerprint(fingerprint, config)
                         or _computed_signature(article.text, config))
     banded = count >= config.min_shingles
-    keys = lsh_band_keys(signature, config.rows_per_band) if banded else []
-    short = short_band_keys(signature, config.rows_per_band) if banded else []
+    keys = short_band_keys(signature, config.rows_per_band) if banded else []
     if banded:
-        match = _best_candidate(article.id, signature, keys, state, config.threshold, horizon,
-                                short_keys=short)
+        match = _best_candidate(article.id, signature, keys, state, config.threshold, horizon)
         if match is not None:
             verdict = DedupeVerdict("near", match[0], round(match[1], 4))
             _remember_duplicate(state, article.id, verdict, now)
@@ -712,8 +707,7 @@ def check_and_remember(
         "hash": article.content_hash, "banded": banded,
     }
     _note_age(state, now, article.id)
-    _remember_unique(state, article, signature, now, banded, config, keys, new=True,
-                     short_keys=short)
+    _remember_unique(state, article, signature, now, banded, config, keys, new=True)
     return DedupeVerdict("unique")
 
 
@@ -751,10 +745,10 @@ def _read_fingerprint(fingerprint: bytes | None, config: DedupeConfig
 def _remember_unique(
     state: DedupeState, article: CleanArticle, signature: Signature, ts: float,
     banded: bool, config: DedupeConfig, keys: list[int] | None = None, new: bool = False,
-    short_keys: list[int] | None = None,
 ) -> None:
     """Make a unique article a candidate: its exact hash and LSH bands. Idempotent, so that a
     replay after a crash repairs writes the crash lost (tables are separate changelogs).
+    ``keys``: its band keys' short forms (:func:`short_band_keys`), where the caller has them;
     ``new``: the article has no record (so the band index cannot hold it either)."""
     first = _first_copy(state.exact.get(article.content_hash))
     if first is None or first[1] < ts - config.window_s:
@@ -762,9 +756,8 @@ def _remember_unique(
     if not banded:
         return
     if keys is None:
-        keys = lsh_band_keys(signature, config.rows_per_band)
-    state.bands.add(article.id, keys, config.max_band_entries, signature, ts, new=new,
-                    short_keys=short_keys)
+        keys = short_band_keys(signature, config.rows_per_band)
+    state.bands.add(article.id, keys, config.max_band_entries, signature, ts, new=new)
 
 
 def _best_candidate(
@@ -774,15 +767,15 @@ def _best_candidate(
     state: DedupeState,
     threshold: float,
     horizon: float = float("-inf"),
-    short_keys: list[int] | None = None,
 ) -> tuple[str, float] | None:
     """The most similar remembered article at ``threshold`` or above (ties: the older), with
-    its similarity from the full signatures. The held low bits screen the candidates at once
+    its similarity from the full signatures; ``keys``: the short forms of its band keys
+    (:func:`short_band_keys`). The held low bits screen the candidates at once
     (they never count fewer equal slots than the full values); only those that pass are named
     and read from ``state.signatures``."""
     bands = state.bands
     width = len(signature)
-    slots = bands.candidate_slots(keys, short_keys)
+    slots = bands.candidate_slots(keys)
     if not slots or width == 0:
         return None
     held_stamps, held_sigs = bands.signatures_at(slots)
@@ -883,7 +876,7 @@ def rebuild_index_into(
             exact[digest] = (aid, ts)
         if rec.get("banded", True):
             signature = unpack_signature(rec["sig"])
-            keys = lsh_band_keys(signature, config.rows_per_band)
+            keys = short_band_keys(signature, config.rows_per_band)
             bands.add(aid, keys, config.max_band_entries, signature, ts, new=True)
         if done % chunk == 0 or done == len(order):
             yield done

@@ -540,12 +540,11 @@ def test_the_screen_passes_on_low_bits_and_the_full_signature_decides() -> None:
     lookalike = original ^ np.uint32(1 << 20)  # every low 8 bits equal, no value equal
     lookalike[:2] = original[:2]  # one band in common: a candidate
     state = _state()
-    keys = dedupe.lsh_band_keys(lookalike)
     state.signatures["look"] = {"ts": INGEST, "kind": "unique",
                                 "sig": dedupe.pack_signature(lookalike), "banded": True}
-    state.bands.add("look", keys, 50, lookalike, INGEST, new=True)
-    probe = dedupe.lsh_band_keys(original)
-    assert state.bands.candidates(probe) == ["look"]
+    state.bands.add("look", dedupe.short_band_keys(lookalike), 50, lookalike, INGEST, new=True)
+    assert state.bands.candidates(dedupe.lsh_band_keys(original)) == ["look"]
+    probe = dedupe.short_band_keys(original)
     assert dedupe.held_signature(original).tolist() == dedupe.held_signature(lookalike).tolist()
     assert dedupe._best_candidate("new", original, probe, state, 0.2) is None
     state.signatures["look"]["sig"] = dedupe.pack_signature(original)  # now equal in full
