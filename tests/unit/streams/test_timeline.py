@@ -1145,6 +1145,8 @@ def test_compressed_entries_round_trip_and_take_less_memory() -> None:
     assert entries.get("tl-missing") is None
     del entries["tl-a"]
     assert "tl-a" not in entries and len(entries) == 1
+    entries.pack()
+    assert entries.loose_bytes() == 0
     assert entries.packed_bytes() * 4 < len(entries["tl-b"].encode())
     # holds: the exact text only, without a false "same" for a different one of equal length
     other = entries["tl-b"]
@@ -1153,6 +1155,36 @@ def test_compressed_entries_round_trip_and_take_less_memory() -> None:
     assert len(same_length) == len(other) and not entries.holds("tl-b", same_length)
     entries["tl-b"] = same_length
     assert entries.holds("tl-b", same_length) and not entries.holds("tl-b", other)
+
+
+def test_compressed_entries_hold_the_texts_set_last_as_they_are() -> None:
+    import sys
+
+    from streams.timeline import CompressedEntries
+
+    texts = {f"tl-{i}": json.dumps({"quote": f"Визит {i} " * 400}, ensure_ascii=False)
+             for i in range(6)}
+    size = sys.getsizeof(texts["tl-0"])
+    entries = CompressedEntries(loose_bytes=3 * size + 64)
+    for key, text in texts.items():
+        entries[key] = text
+    # the three set last wait as text, the three before them were compressed, oldest first
+    assert entries.loose_bytes() == 3 * size
+    assert entries["tl-5"] is texts["tl-5"] and entries["tl-0"] is not texts["tl-0"]
+    assert all(entries[key] == text for key, text in texts.items())
+    assert 0 < entries.packed_bytes() < 3 * size
+    changed = texts["tl-1"] + " "
+    entries["tl-1"] = changed  # a compressed entry set again waits as text ...
+    assert entries["tl-1"] is changed and entries["tl-4"] is texts["tl-4"]
+    assert entries["tl-3"] is not texts["tl-3"]  # ... and the oldest text was compressed
+    assert entries["tl-3"] == texts["tl-3"] and entries.loose_bytes() <= 3 * size + 64
+    entries["tl-5"] = texts["tl-5"]  # set again while waiting: still one text of it
+    del entries["tl-4"]
+    assert sorted(entries) == ["tl-0", "tl-1", "tl-2", "tl-3", "tl-5"]
+    assert entries.holds("tl-5", texts["tl-5"]) and not entries.holds("tl-3", texts["tl-5"])
+    entries.pack()
+    assert entries.loose_bytes() == 0 and entries["tl-5"] == texts["tl-5"]
+    assert entries.holds("tl-1", changed) and len(entries) == 5
 
 
 def test_an_upsert_carries_the_json_the_merge_compared_and_stored() -> None:
