@@ -56,7 +56,7 @@ from .metrics import (
     processed_total,
 )
 from .web import broadcast, register_pages, sse_event
-from .worker import IdleTrim
+from .worker import IdleTrim, release_free_heap
 
 log = structlog.get_logger(__name__)
 
@@ -553,7 +553,29 @@ if settings.lag_metrics_interval_s > 0:
 
 
 # --- ops: the heap's free space back to the system once the stream goes quiet ------------
-_idle_trim = IdleTrim()
+def _table_stores() -> Iterator[Any]:
+    """The open RocksDB databases of the app's tables (none with memory://; Faust keeps them
+    by partition in its store's ``_dbs``, not a public attribute)."""
+    for table in app.tables.values():
+        yield from (getattr(table.data, "_dbs", None) or {}).values()
+
+
+def _pack_and_release_heap() -> bool:
+    """Once the stream goes quiet: compress the entries the merge held as text
+    (``CompressedEntries.pack``), write the tables' memtables out to their files (RocksDB
+    frees them), then give the heap's free space back."""
+    entries = _derived["entries"]
+    if isinstance(entries, timeline.CompressedEntries):
+        entries.pack()
+    for db in _table_stores():
+        try:
+            db.flush(True)
+        except Exception as exc:  # memory only: the data is safe in the WAL and changelog
+            log.warning("table_flush_failed", error=repr(exc))
+    return release_free_heap()
+
+
+_idle_trim = IdleTrim(release=_pack_and_release_heap)
 
 
 def _resident_mb() -> float:
