@@ -313,6 +313,37 @@ def test_every_article_gets_its_language(corpus: list[dict[str, Any]]) -> None:
         assert nz.detect_language(clean, wrong) == record["lang"], record["id"]
 
 
+_SCRIPT_PATTERNS = {
+    "letter": nz._LETTER_RUNS, "latin": nz._LATIN_RUNS, "non_latin": nz._NON_LATIN_RUNS,
+    "cyrillic": nz._CYR_RUNS, "hangul": nz._HANGUL_RUNS, "kana": nz._KANA_RUNS,
+    "han": nz._HAN_RUNS,
+}
+
+
+def _counted_by_patterns(text: str) -> dict[str, tuple[int, str]]:
+    return {name: (nz._count(runs, text), "".join(runs.findall(text)))
+            for name, runs in _SCRIPT_PATTERNS.items()}
+
+
+def _counted_by_table(text: str) -> dict[str, tuple[int, str]]:
+    counts = nz._ScriptCounts.of(text)
+    return {name: (counts.counts[bit], counts.chars(bit))
+            for name, bit in zip(_SCRIPT_PATTERNS, nz._BITS, strict=True)}
+
+
+def test_script_counts_by_table_equal_the_patterns_on_every_bmp_character() -> None:
+    every = "".join(map(chr, range(0x10000)))
+    assert _counted_by_table(every) == _counted_by_patterns(every)
+    for text in ("", "Путин и Ким Чен Ын", "x\U0001f600y \U00020000\U0002a700 ×÷²Ⅻǅ", "\ud800a"):
+        assert _counted_by_table(text) == _counted_by_patterns(text), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.characters(max_codepoint=0x3000)))
+def test_script_counts_by_table_equal_the_patterns(text: str) -> None:
+    assert _counted_by_table(text) == _counted_by_patterns(text)
+
+
 def test_short_sentences_and_titles(corpus: list[dict[str, Any]]) -> None:
     total = right = 0
     for record in corpus:
