@@ -44,7 +44,6 @@ from schemas.models import CleanArticle, RawArticle
 from . import dedupe
 from .deadletter import failure_reason
 from .errors import StageFailure
-from .metrics import STAGE_PROCESS_RESTARTS, STAGE_PROCESSES
 
 log = structlog.get_logger(__name__)
 
@@ -222,6 +221,10 @@ class StagePool:
         self.restarts = 0
 
     def start(self) -> StagePool:
+        # here, not at the top: the stage processes import this module, and prometheus_client
+        # (with its HTTP server's modules) would add about 2.5 MB to each of them
+        from .metrics import STAGE_PROCESSES
+
         if self.processes > 0 and not self._children:
             # plain children, not forks of the worker (threads, sockets, an event loop): each
             # imports the stages itself and loads the models before its first batch
@@ -253,6 +256,8 @@ class StagePool:
             if self._children is children:
                 self.shutdown()
                 self.restarts += 1
+                from .metrics import STAGE_PROCESS_RESTARTS
+
                 STAGE_PROCESS_RESTARTS.inc()
                 self.start()
             return run_batch(stage, values, *args)

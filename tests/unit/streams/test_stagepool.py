@@ -227,3 +227,20 @@ def test_a_pool_that_refuses_the_batch_runs_it_here(raw_values: list[bytes]) -> 
             stagepool.run_batch(stagepool.normalize_payload, batch, MAX_CHARS))
     finally:
         pool.shutdown()
+
+
+def test_a_stage_process_loads_neither_kafka_nor_the_metrics() -> None:
+    """What a stage process imports stays in its memory: Faust, the Kafka clients and
+    prometheus_client (with its HTTP server's modules) belong to the worker's own process."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from streams import stagepool; "
+            "stagepool._start_stage_process('warning', 'console'); "
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    packages = set(json.loads(loaded.stdout.strip().splitlines()[-1]))
+    assert "py3langid" in packages  # the stages' model is loaded ...
+    assert not packages & {"faust", "aiokafka", "kafka", "mode", "prometheus_client"}
