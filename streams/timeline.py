@@ -444,8 +444,9 @@ class CompressedEntries(MutableMapping[str, str]):
     A merge rewrites the same busy entries batch after batch (about 23 kB of JSON each on the
     bench stream), so the texts set last stay uncompressed until ``loose_bytes`` of them wait:
     an entry is compressed when it leaves them, or at :meth:`pack` (the worker packs them
-    when the stream goes quiet). With 8 MB of them, 7.5 % of the text set in a 20,000-article
-    replay was compressed, against all of it before (bench/README.md, session 18).
+    when the stream goes quiet). With 8 MB of them (as Python strings: 2 bytes a character
+    in most entries), 28 % of the text set in a 20,000-article replay was compressed, against
+    all of it before (bench/README.md, session 18).
     """
 
     DEFAULT_LOOSE_BYTES = 8 * 1024 * 1024
