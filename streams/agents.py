@@ -527,17 +527,23 @@ _ROCKSDB_MEMORY = {
 }
 
 
-def table_memory() -> dict[tuple[str, str], int]:
-    """(table, kind) -> bytes, summed over the table's partitions (empty with memory://).
-
-    Faust's RocksDB store keeps its open databases (``rocksdict.Rdict``) by partition in
-    ``_dbs``, not a public attribute: a store without it reports nothing."""
-    out: dict[tuple[str, str], int] = {}
-    for table in app.tables.values():  # every table the app registered
+def _table_stores() -> Iterator[tuple[str, Any]]:
+    """(table name, open RocksDB database) of every table the app registered, one per
+    partition (none with memory://). Faust's RocksDB store keeps its open databases
+    (``rocksdict.Rdict``) by partition in ``_dbs``, not a public attribute: a store without it
+    yields nothing."""
+    for table in app.tables.values():
         for db in (getattr(table.data, "_dbs", None) or {}).values():
-            for kind, prop in _ROCKSDB_MEMORY.items():
-                value = db.property_int_value(prop) or 0
-                out[(table.name, kind)] = out.get((table.name, kind), 0) + int(value)
+            yield table.name, db
+
+
+def table_memory() -> dict[tuple[str, str], int]:
+    """(table, kind) -> bytes, summed over the table's partitions (empty with memory://)."""
+    out: dict[tuple[str, str], int] = {}
+    for name, db in _table_stores():
+        for kind, prop in _ROCKSDB_MEMORY.items():
+            value = db.property_int_value(prop) or 0
+            out[(name, kind)] = out.get((name, kind), 0) + int(value)
     return out
 
 
@@ -553,13 +559,6 @@ if settings.lag_metrics_interval_s > 0:
 
 
 # --- ops: the heap's free space back to the system once the stream goes quiet ------------
-def _table_stores() -> Iterator[Any]:
-    """The open RocksDB databases of the app's tables (none with memory://; Faust keeps them
-    by partition in its store's ``_dbs``, not a public attribute)."""
-    for table in app.tables.values():
-        yield from (getattr(table.data, "_dbs", None) or {}).values()
-
-
 def _pack_and_release_heap() -> bool:
     """Once the stream goes quiet: compress the entries the merge held as text
     (``CompressedEntries.pack``), write the tables' memtables out to their files (RocksDB
@@ -567,7 +566,7 @@ def _pack_and_release_heap() -> bool:
     entries = _derived["entries"]
     if isinstance(entries, timeline.CompressedEntries):
         entries.pack()
-    for db in _table_stores():
+    for _, db in _table_stores():
         try:
             db.flush(True)
         except Exception as exc:  # memory only: the data is safe in the WAL and changelog

@@ -793,10 +793,9 @@ _CLASS_PATTERNS = (
     (1, _LETTER_RUNS), (2, _LATIN_RUNS), (4, _NON_LATIN_RUNS), (8, _CYR_RUNS),
     (16, _HANGUL_RUNS), (32, _KANA_RUNS), (64, _HAN_RUNS),
 )
-_LETTER, _LATIN, _NON_LATIN, _CYR, _HANGUL_BIT, _KANA_BIT, _HAN_BIT = (
-    bit for bit, _ in _CLASS_PATTERNS)
-_BMP = 0x10000
 _BITS = tuple(bit for bit, _ in _CLASS_PATTERNS)
+_LETTER, _LATIN, _NON_LATIN, _CYR, _HANGUL_BIT, _KANA_BIT, _HAN_BIT = _BITS
+_BMP = 0x10000
 # row v, column i: whether class value v holds the i-th bit (a count per value, times this,
 # is the count per bit)
 _CLASS_BITS = (np.arange(128)[:, None] & np.array(_BITS)[None, :] != 0).astype(np.int64)

@@ -467,11 +467,15 @@ class CompressedEntries(MutableMapping[str, str]):
             return text
         return zlib.decompress(self._packed[key]).decode()
 
+    def _take_loose(self, key: str) -> str | None:
+        """Remove ``key``'s text from those waiting, if it is one of them."""
+        text = self._loose.pop(key, None)
+        if text is not None:
+            self._loose_size -= sys.getsizeof(text)
+        return text
+
     def __setitem__(self, key: str, text: str) -> None:
-        old = self._loose.pop(key, None)
-        if old is not None:
-            self._loose_size -= sys.getsizeof(old)
-        else:
+        if self._take_loose(key) is None:
             self._packed.pop(key, None)
         self._loose[key] = text
         self._loose_size += sys.getsizeof(text)
@@ -480,10 +484,7 @@ class CompressedEntries(MutableMapping[str, str]):
             self._pack_down_to(self._loose_limit)
 
     def __delitem__(self, key: str) -> None:
-        old = self._loose.pop(key, None)
-        if old is not None:
-            self._loose_size -= sys.getsizeof(old)
-        else:
+        if self._take_loose(key) is None:
             del self._packed[key]
         del self._hashes[key]
 
@@ -491,8 +492,8 @@ class CompressedEntries(MutableMapping[str, str]):
         loose = self._loose
         while loose and self._loose_size > size:
             key = next(iter(loose))
-            text = loose.pop(key)
-            self._loose_size -= sys.getsizeof(text)
+            text = self._take_loose(key)
+            assert text is not None
             self._packed[key] = zlib.compress(text.encode(), 1)
 
     def pack(self) -> None:
