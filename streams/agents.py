@@ -37,6 +37,7 @@ from .app import (
 from .deadletter import send_dead_letter
 from .errors import StageFailure
 from .faust_fixes import CommitHoleRepair, StalledPartitionRepair
+from .heap import IdleTrim, release_free_heap
 from .kafka_io import consumer_lag, fold_timeline, read_topic
 from .metrics import (
     COMMIT_HOLES,
@@ -56,7 +57,6 @@ from .metrics import (
     processed_total,
 )
 from .web import broadcast, register_pages, sse_event
-from .worker import IdleTrim, release_free_heap
 
 log = structlog.get_logger(__name__)
 
@@ -135,7 +135,8 @@ def stop_stage_processes() -> None:
 # normalize and extract hold no state: their batches run in the stage processes (stagepool.py)
 _stage_pool = stagepool.StagePool(
     stagepool.default_processes() if settings.stage_processes < 0 else settings.stage_processes,
-    settings.log_level, settings.log_format)
+    settings.log_level, settings.log_format, settings.malloc_mmap_threshold_kb,
+    settings.malloc_trim_idle_s)
 
 
 def _stage_batches(stream: Any) -> Any:

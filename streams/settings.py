@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     )
     malloc_mmap_threshold_kb: int = Field(
         default=64, ge=0,
-        description="glibc only: blocks of at least this size (KB) get their own mapping, "
+        description="glibc only, in the worker's process and its stage processes: blocks of "
+        "at least this size (KB) get their own mapping, "
         "given back to the system when freed, and the heap is trimmed above 16 times it; "
         "0 = glibc's defaults, which raise the threshold to the largest block freed so far "
         "(up to 32 MB) and keep such blocks in the heap (about 25 MB more at 20,000 articles)",
@@ -63,7 +64,7 @@ class Settings(BaseSettings):
         description="glibc only: every this many seconds the worker checks whether it "
         "processed anything since the last check; the first quiet check gives the heap's free "
         "space back to the system (malloc_trim, a few ms; about 35 MB at 55,000 articles). "
-        "0 = never",
+        "A stage process does the same once no batch has come for this long. 0 = never",
     )
     gc_thresholds: tuple[int, int, int] = Field(
         default=(50_000, 20, 100),

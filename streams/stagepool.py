@@ -29,6 +29,7 @@ import contextlib
 import math
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
@@ -44,6 +45,7 @@ from schemas.models import CleanArticle, RawArticle
 from . import dedupe
 from .deadletter import failure_reason
 from .errors import StageFailure
+from .heap import release_free_heap, tune_allocator
 
 log = structlog.get_logger(__name__)
 
@@ -119,14 +121,32 @@ def _read_frame(source: IO[bytes]) -> bytes | None:
     return body if len(body) == size else None
 
 
-def serve(requests_fd: int, outcomes_fd: int, log_level: str, log_format: str) -> None:
+def serve(requests_fd: int, outcomes_fd: int, log_level: str, log_format: str,
+          mmap_threshold_kb: int = 0, trim_idle_s: float = 0.0) -> None:
     """A stage process's loop: (stage, values, args) in, ``run_batch``'s outcomes out, until
-    the worker closes the pipe (it stopped, or died: a kill -9 closes its ends too)."""
+    the worker closes the pipe (it stopped, or died: a kill -9 closes its ends too).
+
+    ``mmap_threshold_kb`` and ``trim_idle_s`` tune the C heap as the worker's own process does
+    (:func:`~streams.heap.tune_allocator`; 0: glibc's defaults): when no batch has come for
+    ``trim_idle_s`` seconds (0: never), the heap's free space goes back to the system, once
+    per quiet spell (under load a stage process reuses that space batch after batch).
+    """
+    tune_allocator(mmap_threshold_kb)
     _start_stage_process(log_level, log_format)
     with open(requests_fd, "rb") as requests, open(outcomes_fd, "wb") as outcomes:
-        while (frame := _read_frame(requests)) is not None:
+        while True:
+            if trim_idle_s > 0 and not _readable_within(requests, trim_idle_s):
+                release_free_heap()  # then wait for the next batch as long as it takes
+            if (frame := _read_frame(requests)) is None:
+                break
             stage, values, args = pickle.loads(frame)
             _write_frame(outcomes, pickle.dumps(run_batch(stage, values, *args), protocol=5))
+
+
+def _readable_within(source: IO[bytes], seconds: float) -> bool:
+    """Whether ``source`` has bytes (or its end) to read within ``seconds``. The worker sends
+    one batch and waits for its outcomes, so nothing of the next batch is buffered here."""
+    return bool(select.select([source], [], [], seconds)[0])
 
 
 class StageProcessGone(RuntimeError):
@@ -136,13 +156,15 @@ class StageProcessGone(RuntimeError):
 class _StageProcess:
     """One child running :func:`serve`, and the worker's ends of its two pipes."""
 
-    def __init__(self, log_level: str, log_format: str) -> None:
+    def __init__(self, log_level: str, log_format: str, mmap_threshold_kb: int = 0,
+                 trim_idle_s: float = 0.0) -> None:
         requests_read, requests_write = os.pipe()
         outcomes_read, outcomes_write = os.pipe()
         # the child imports what this process imports, from the same paths
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         code = ("from streams.stagepool import serve; "
-                f"serve({requests_read}, {outcomes_write}, {log_level!r}, {log_format!r})")
+                f"serve({requests_read}, {outcomes_write}, {log_level!r}, {log_format!r}, "
+                f"{int(mmap_threshold_kb)}, {float(trim_idle_s)!r})")
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", code], pass_fds=(requests_read, outcomes_write),
@@ -212,11 +234,13 @@ class StagePool:
     """Runs :func:`run_batch` in ``processes`` stage processes (0: in this process).
 
     A batch is split into one chunk per process; the outcomes come back in the batch's order.
+    ``mmap_threshold_kb`` and ``trim_idle_s``: the stage processes' C heap (:func:`serve`).
     """
 
-    def __init__(self, processes: int, log_level: str = "info", log_format: str = "json") -> None:
+    def __init__(self, processes: int, log_level: str = "info", log_format: str = "json",
+                 mmap_threshold_kb: int = 0, trim_idle_s: float = 0.0) -> None:
         self.processes = processes
-        self._log = (log_level, log_format)
+        self._options = (log_level, log_format, mmap_threshold_kb, trim_idle_s)
         self._children: list[_StageProcess] = []
         self.restarts = 0
 
@@ -228,7 +252,7 @@ class StagePool:
         if self.processes > 0 and not self._children:
             # plain children, not forks of the worker (threads, sockets, an event loop): each
             # imports the stages itself and loads the models before its first batch
-            self._children = [_StageProcess(*self._log) for _ in range(self.processes)]
+            self._children = [_StageProcess(*self._options) for _ in range(self.processes)]
             log.info("stage_pool_started", processes=self.processes, pids=self.pids())
         STAGE_PROCESSES.set(len(self._children))
         return self

@@ -1,4 +1,4 @@
-"""The worker's process setup."""
+"""The C heap: glibc's allocator tuned, its free space given back once per quiet spell."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 # one sits in the heap (brk) or in a mapping of its own.
 _PROBE = """
 import ctypes, sys
-from streams.worker import tune_allocator
+from streams.heap import tune_allocator
 tuned = tune_allocator(int(sys.argv[1]))
 freed = bytearray(8 << 20)
 del freed
@@ -40,7 +40,7 @@ def test_a_fixed_mmap_threshold_keeps_big_blocks_out_of_the_heap() -> None:
 
 
 def test_idle_trim_releases_once_per_quiet_spell() -> None:
-    from streams.worker import IdleTrim
+    from streams.heap import IdleTrim
 
     calls: list[int] = []
     trim = IdleTrim(release=lambda: calls.append(1) is None)
@@ -56,7 +56,7 @@ def test_idle_trim_releases_once_per_quiet_spell() -> None:
 # every 64th, and print the resident memory before and after the release (MB).
 _TRIM_PROBE = """
 import os
-from streams.worker import release_free_heap
+from streams.heap import release_free_heap
 def resident():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 blocks = [bytearray(2000) for _ in range(100_000)]
