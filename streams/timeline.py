@@ -677,8 +677,14 @@ class _Key(NamedTuple):
         if type(row) is cls:
             return row
         mid, day, prec, code, wire, anchor = row[0], row[1], row[2], row[3], row[4], row[5]
-        ordinal = date.fromisoformat(day).toordinal() if prec == 0 else 0
-        return cls(mid, day, prec, code, wire, anchor, ordinal)
+        return cls(mid, day, prec, code, wire, anchor, _day_ordinal(day) if prec == 0 else 0)
+
+
+@lru_cache(maxsize=65_536)
+def _day_ordinal(day: str) -> int:
+    """The proleptic ordinal of an ISO day, one int object per day for all the rows of that
+    day (an ordinal computed per row took 28 bytes of its own: 2.5 MB at 100,000 articles)."""
+    return date.fromisoformat(day).toordinal()
 
 
 @lru_cache(maxsize=65_536)
@@ -750,7 +756,7 @@ def _summarize(doc: Mapping[str, Any]) -> tuple[str, _Key]:
     code = str(doc["cameo_code"]).strip()
     day, prec = _normalize_date(str(doc["date"]), str(doc["date_precision"]))
     wire = str(doc.get("wire_id") or doc["article_id"])
-    ordinal = date.fromisoformat(day).toordinal() if prec == 0 else 0
+    ordinal = _day_ordinal(day) if prec == 0 else 0
     return f"{root}|{dyad}", _Key(str(doc["mention_id"]), day, prec, code, wire, "", ordinal)
 
 
