@@ -1227,3 +1227,15 @@ def test_the_pause_after_a_merge_grows_with_it_up_to_its_cap_and_a_full_batch_ha
     # a full batch: more mentions are waiting, a pause would only hold them back
     assert pause_after_merge(0.4, 1024, 1024, 6.0, 1.0) == 0.0
     assert pause_after_merge(0.05, 300, 1024, 0.0, 1.0) == 0.0  # factor 0: never
+
+
+def test_index_rows_of_one_day_share_its_ordinal() -> None:
+    """A month's rows hold the day's ordinal for clustering; each row holding its own int took
+    28 bytes a row, so rows of one day share one object, whichever way they were made."""
+    from streams import timeline
+
+    first = timeline._Key.from_row(["m1", "2024-05-01", 0, "042", "w1", "m1"])
+    again = timeline._Key.from_row(["m2", "".join(["2024-05-", "01"]), 0, "057", "w2", "m1"])
+    assert first.ordinal == date(2024, 5, 1).toordinal()
+    assert first.ordinal is again.ordinal
+    assert timeline._Key.from_row(["m3", "2024-05", 1, "042", "w3", "m3"]).ordinal == 0
