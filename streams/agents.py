@@ -12,12 +12,13 @@ import os
 import time
 import weakref
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import faust
 import faust.streams as faust_streams
 import structlog
+from faust.types import TP
 
 from schemas.models import CleanArticle, DuplicateNotice, EventMention, TimelineEntry
 from schemas.topics import FINGERPRINT_HEADER, WORKER_INPUT_TOPICS
@@ -38,7 +39,7 @@ from .deadletter import send_dead_letter
 from .errors import StageFailure
 from .faust_fixes import CommitHoleRepair, StalledPartitionRepair
 from .heap import IdleTrim, release_free_heap
-from .kafka_io import consumer_lag, fold_timeline, read_topic
+from .lag import partition_lag
 from .metrics import (
     COMMIT_HOLES,
     CONSUMER_LAG,
@@ -314,6 +315,14 @@ if settings.timeline_coalesce_s > 0:
         await _flush_pending()
 
 
+def _read_timeline_topic(bootstrap: str, topic: str) -> dict[str, TimelineEntry]:
+    """The timeline topic folded to its entries (kafka-python's reader, loaded here only: the
+    worker reads the topic this way once per assignment, not in its steady state)."""
+    from .kafka_io import fold_timeline, read_topic
+
+    return fold_timeline(read_topic(bootstrap, topic, timeout_s=30))
+
+
 async def _repair_after_assignment() -> None:
     """Once per (re)assignment, before the next timeline message: derive the index and entries
     from the mentions and reposts tables, then publish what the topic lacks or has too much
@@ -338,8 +347,7 @@ async def _repair_after_assignment() -> None:
         # bounded: a read that hangs must not hold the timeline lock (and the agents) forever
         on_topic = await asyncio.wait_for(
             asyncio.get_running_loop().run_in_executor(
-                None, lambda: fold_timeline(read_topic(bootstrap, topic, timeout_s=30))
-            ),
+                None, _read_timeline_topic, bootstrap, topic),
             timeout=REPAIR_READ_TIMEOUT_S,
         )
     except Exception as exc:  # the state is repaired; only the topic check is skipped
@@ -501,10 +509,42 @@ async def _on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
 
 
 # --- ops: consumer lag on /metrics -------------------------------------------------------
-def _export_consumer_lag() -> int:
-    """Set the lag gauge of every partition the group reads (all workers', not only ours)."""
-    topics = [settings.topic_name(spec.name) for spec in WORKER_INPUT_TOPICS]
-    lag = consumer_lag(settings.bootstrap, settings.group_id, topics)
+# asked through aiokafka, as the worker's own clients are: kafka-python (streams.kafka_io)
+# would add about 13 MB to this process for it
+_lag_admin: list[Any] = []  # the admin client, made at first use and kept; dropped on error
+
+
+async def _group_committed_offsets() -> Mapping[Any, Any]:
+    """The offsets the worker's group committed, by partition (all workers', not only ours)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    if not _lag_admin:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap.split(","), client_id="relwatch-lag",
+            request_timeout_ms=10_000,
+            **credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context))
+        await admin.start()
+        _lag_admin.append(admin)
+    try:
+        committed: Mapping[Any, Any] = await _lag_admin[0].list_consumer_group_offsets(
+            settings.group_id)
+        return committed
+    except BaseException:
+        with suppress(Exception):
+            await _lag_admin.pop().close()  # the next export reconnects
+        raise
+
+
+async def _export_consumer_lag() -> int:
+    """Set the lag gauge of every partition the group reads: the committed offsets from the
+    group's coordinator, the end offsets and partition counts from the worker's consumer."""
+    consumer = app.consumer
+    partitions = [TP(topic, p)
+                  for topic in (settings.topic_name(spec.name) for spec in WORKER_INPUT_TOPICS)
+                  for p in range(consumer.topic_partitions(topic) or 0)]
+    committed = await _group_committed_offsets()
+    lag = partition_lag(partitions, committed, await consumer.highwaters(*partitions))
     for (topic, partition), n in lag.items():
         CONSUMER_LAG.labels(group=settings.group_id, topic=topic, partition=str(partition)).set(n)
     return sum(lag.values())
@@ -515,7 +555,7 @@ if settings.lag_metrics_interval_s > 0:
     @app.timer(interval=settings.lag_metrics_interval_s)
     async def _consumer_lag_timer() -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(None, _export_consumer_lag)
+            await asyncio.wait_for(_export_consumer_lag(), timeout=30)
         except Exception as exc:  # a metric, never a reason to disturb the agents
             log.warning("consumer_lag_unavailable", error=repr(exc))
 

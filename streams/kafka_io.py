@@ -12,6 +12,7 @@ from kafka.admin import KafkaAdminClient
 
 from schemas.models import TimelineEntry
 
+from .lag import partition_lag
 from .security import client_security
 
 
@@ -140,12 +141,7 @@ class LagProbe:
         except BaseException:
             self.close()
             raise
-        lag: dict[tuple[str, int], int] = {}
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag[(tp.topic, tp.partition)] = max(0, end[tp] - done)
-        return lag
+        return partition_lag(tps, committed, end)
 
     def _new_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(bootstrap_servers=self._servers, group_id=None, **client_security())
