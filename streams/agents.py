@@ -136,8 +136,7 @@ def stop_stage_processes() -> None:
 # normalize and extract hold no state: their batches run in the stage processes (stagepool.py)
 _stage_pool = stagepool.StagePool(
     stagepool.default_processes() if settings.stage_processes < 0 else settings.stage_processes,
-    settings.log_level, settings.log_format, settings.malloc_mmap_threshold_kb,
-    settings.malloc_trim_idle_s)
+    settings.log_level, settings.log_format, settings.malloc_trim_idle_s)
 
 
 def _stage_batches(stream: Any) -> Any:

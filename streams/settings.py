@@ -53,8 +53,7 @@ class Settings(BaseSettings):
     )
     malloc_mmap_threshold_kb: int = Field(
         default=64, ge=0,
-        description="glibc only, in the worker's process and its stage processes: blocks of "
-        "at least this size (KB) get their own mapping, "
+        description="glibc only: blocks of at least this size (KB) get their own mapping, "
         "given back to the system when freed, and the heap is trimmed above 16 times it; "
         "0 = glibc's defaults, which raise the threshold to the largest block freed so far "
         "(up to 32 MB) and keep such blocks in the heap (about 25 MB more at 20,000 articles)",

@@ -45,7 +45,7 @@ from schemas.models import CleanArticle, RawArticle
 from . import dedupe
 from .deadletter import failure_reason
 from .errors import StageFailure
-from .heap import release_free_heap, tune_allocator
+from .heap import release_free_heap
 
 log = structlog.get_logger(__name__)
 
@@ -122,16 +122,15 @@ def _read_frame(source: IO[bytes]) -> bytes | None:
 
 
 def serve(requests_fd: int, outcomes_fd: int, log_level: str, log_format: str,
-          mmap_threshold_kb: int = 0, trim_idle_s: float = 0.0) -> None:
+          trim_idle_s: float = 0.0) -> None:
     """A stage process's loop: (stage, values, args) in, ``run_batch``'s outcomes out, until
     the worker closes the pipe (it stopped, or died: a kill -9 closes its ends too).
 
-    ``mmap_threshold_kb`` and ``trim_idle_s`` tune the C heap as the worker's own process does
-    (:func:`~streams.heap.tune_allocator`; 0: glibc's defaults): when no batch has come for
-    ``trim_idle_s`` seconds (0: never), the heap's free space goes back to the system, once
-    per quiet spell (under load a stage process reuses that space batch after batch).
+    When no batch has come for ``trim_idle_s`` seconds (0: never), the heap's free space goes
+    back to the system, once per quiet spell, as in the worker's own process (under load a
+    stage process reuses that space batch after batch). glibc's mmap threshold stays its
+    default here: fixed as the worker fixes it, it changed nothing at rest.
     """
-    tune_allocator(mmap_threshold_kb)
     _start_stage_process(log_level, log_format)
     with open(requests_fd, "rb") as requests, open(outcomes_fd, "wb") as outcomes:
         while True:
@@ -156,15 +155,14 @@ class StageProcessGone(RuntimeError):
 class _StageProcess:
     """One child running :func:`serve`, and the worker's ends of its two pipes."""
 
-    def __init__(self, log_level: str, log_format: str, mmap_threshold_kb: int = 0,
-                 trim_idle_s: float = 0.0) -> None:
+    def __init__(self, log_level: str, log_format: str, trim_idle_s: float = 0.0) -> None:
         requests_read, requests_write = os.pipe()
         outcomes_read, outcomes_write = os.pipe()
         # the child imports what this process imports, from the same paths
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         code = ("from streams.stagepool import serve; "
                 f"serve({requests_read}, {outcomes_write}, {log_level!r}, {log_format!r}, "
-                f"{int(mmap_threshold_kb)}, {float(trim_idle_s)!r})")
+                f"{float(trim_idle_s)!r})")
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", code], pass_fds=(requests_read, outcomes_write),
@@ -234,13 +232,13 @@ class StagePool:
     """Runs :func:`run_batch` in ``processes`` stage processes (0: in this process).
 
     A batch is split into one chunk per process; the outcomes come back in the batch's order.
-    ``mmap_threshold_kb`` and ``trim_idle_s``: the stage processes' C heap (:func:`serve`).
+    ``trim_idle_s``: when a stage process gives its free heap back (:func:`serve`).
     """
 
     def __init__(self, processes: int, log_level: str = "info", log_format: str = "json",
-                 mmap_threshold_kb: int = 0, trim_idle_s: float = 0.0) -> None:
+                 trim_idle_s: float = 0.0) -> None:
         self.processes = processes
-        self._options = (log_level, log_format, mmap_threshold_kb, trim_idle_s)
+        self._options = (log_level, log_format, trim_idle_s)
         self._children: list[_StageProcess] = []
         self.restarts = 0
 
