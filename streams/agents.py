@@ -535,6 +535,14 @@ async def _group_committed_offsets() -> Mapping[Any, Any]:
         raise
 
 
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
+async def _close_lag_admin(sender: Any, **kwargs: Any) -> None:
+    """Close the lag's admin client with the worker (its connections, its background task)."""
+    while _lag_admin:
+        with suppress(Exception):
+            await _lag_admin.pop().close()
+
+
 async def _export_consumer_lag() -> int:
     """Set the lag gauge of every partition the group reads: the committed offsets from the
     group's coordinator, the end offsets and partition counts from the worker's consumer."""
