@@ -29,7 +29,7 @@ def test_lag_is_the_end_offset_minus_the_committed_one() -> None:
 
 def test_the_worker_process_does_not_load_kafka_python(tmp_path: Path) -> None:
     """The worker asks for its lag through aiokafka (its own clients): kafka-python, which
-    the monitor and the producers use, would add about 13 MB to its process."""
+    the monitor and the producers use, would add about 6 MB to its process."""
     code = "import sys, streams.agents; print(sorted(m for m in sys.modules if m == 'kafka'))"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
                RELWATCH_DATA_DIR=str(tmp_path), RELWATCH_STAGE_PROCESSES="0")
